@@ -1,0 +1,1 @@
+"""The `station` command line: one module per command group, assembled in main.py."""

@@ -1,0 +1,48 @@
+"""Entry point of the `station` command: global options, command registration, and the one
+place where errors become exit codes (docs/cli.md). No command prints a traceback."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from hsm.errors import HSMError
+from station.errors import ExitCode, StationError
+from station.cli.context import CliContext
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="station.toml to use (default: $STATION_CONFIG, then ./station.toml).")
+@click.version_option(package_name="certificate-injection-station", prog_name="station")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Certificate injection station: HSM-backed identities for devices on the line."""
+    ctx.obj = CliContext(config_path)
+
+
+def _register() -> None:
+    # One line per command module; each module owns its commands.
+    from station.cli import commands  # noqa: F401  (imports every command module)
+
+    for command in commands.ALL:
+        cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register()
+    try:
+        rc = cli.main(args=argv, prog_name="station", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("station: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    except (StationError, HSMError) as exc:
+        click.echo(f"station: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("station: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else ExitCode.OK)

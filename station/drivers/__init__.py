@@ -1,0 +1,1 @@
+"""Device drivers: one module per device family, all implementing `base.DeviceDriver`."""
