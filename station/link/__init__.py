@@ -1,0 +1,1 @@
+"""The station side of the device link: serial transport, wire codec and link errors."""

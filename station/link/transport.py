@@ -1,0 +1,166 @@
+"""Line-framed serial transport over pyserial.
+
+One `SerialTransport` owns one open port. It moves whole frames (one line each, the line
+end not included) and knows nothing about their content: the codec and the driver do.
+What it guarantees:
+
+- the port opens by device path or by any pyserial URL (`socket://host:port`, `loop://`),
+  because it goes through `serial.serial_for_url`;
+- no frame longer than `frame_limit` bytes goes out, and a longer line from the device is
+  dropped with `FrameTooLong`; the stream then resynchronises at the next line end;
+- every read and write has a deadline, so nothing blocks forever;
+- every serial or OS failure comes out as a `station.link.errors` exception naming the
+  step and the port, never as a raw `SerialException`.
+
+A transport is not thread-safe and needs no locking: the engine gives each slot its own
+driver (and so its own transport) used from that slot's worker thread only.
+"""
+from __future__ import annotations
+
+import time
+
+import serial
+
+from station.link.errors import (
+    DeviceDisconnected,
+    DeviceTimeout,
+    FrameTooLong,
+    PortUnavailable,
+)
+
+DEFAULT_FRAME_LIMIT = 512
+DEFAULT_BAUDRATE = 115200
+# Writes are small and the device drains them at line speed; a write that cannot finish
+# in this time means the peer stopped reading (a full pty or USB buffer), not a slow link.
+DEFAULT_WRITE_TIMEOUT = 2.0
+
+
+class SerialTransport:
+    """One open port carrying line-terminated frames.
+
+    `frame_limit` counts the frame's bytes without the line end. `step` arguments name the
+    command in progress; they only go into error messages.
+    """
+
+    def __init__(self, port: str, *, baudrate: int = DEFAULT_BAUDRATE,
+                 frame_limit: int = DEFAULT_FRAME_LIMIT, terminator: bytes = b"\n",
+                 write_timeout: float = DEFAULT_WRITE_TIMEOUT):
+        self.port = port
+        self.frame_limit = frame_limit
+        self.terminator = terminator
+        self._buffer = bytearray()
+        # After an over-long line, bytes up to the next line end belong to it and are dropped.
+        self._discarding = False
+        try:
+            # exclusive=True: two slots configured on the same device must not both talk to it.
+            self._serial = serial.serial_for_url(
+                port, baudrate=baudrate, timeout=0, write_timeout=write_timeout,
+                exclusive=True)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise PortUnavailable(port, _describe(exc)) from exc
+
+    # -- frames -------------------------------------------------------------------------
+
+    def send(self, frame: bytes, *, step: str) -> None:
+        """Write one frame and its line end. Raises ValueError (a station bug, not a device
+        fault) for a frame over the limit or containing a line end."""
+        if len(frame) > self.frame_limit:
+            raise ValueError(f"{step} frame is {len(frame)} bytes, over the "
+                             f"{self.frame_limit}-byte limit")
+        if self.terminator in frame:
+            raise ValueError(f"{step} frame contains a line end")
+        self.send_raw(frame + self.terminator, step=step)
+
+    def send_raw(self, data: bytes, *, step: str) -> None:
+        """Write bytes as they are, with no framing and no limit. For the conformance kit,
+        which must be able to send what a correct station never would."""
+        try:
+            self._serial.write(data)
+            self._serial.flush()
+        except serial.SerialTimeoutException as exc:
+            raise DeviceTimeout(step, self._serial.write_timeout or 0, port=self.port) from exc
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceDisconnected(step, port=self.port, detail=_describe(exc)) from exc
+
+    def receive(self, *, step: str, timeout: float) -> bytes:
+        """Return the next frame from the device, without its line end (a trailing CR is
+        dropped too), waiting at most `timeout` seconds.
+
+        Raises DeviceTimeout when no complete line arrives in time, FrameTooLong when the
+        line exceeds the limit (the rest of it is skipped on the next call), and
+        DeviceDisconnected when the port goes away.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self._take_frame(step)
+            if frame is not None:
+                return frame
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeviceTimeout(step, timeout, port=self.port)
+            self._buffer += self._read_some(step, remaining)
+
+    def discard_input(self) -> None:
+        """Forget everything received and not yet consumed (before a retry, so a late
+        answer to the previous attempt is not taken for the answer to this one)."""
+        self._buffer.clear()
+        self._discarding = False
+        try:
+            self._serial.reset_input_buffer()
+        except (serial.SerialException, OSError):
+            pass  # a vanished port shows on the next read, with the step named
+
+    def close(self) -> None:
+        """Close the port. Idempotent; never raises."""
+        try:
+            self._serial.close()
+        except (serial.SerialException, OSError):
+            pass
+
+    def __enter__(self) -> "SerialTransport":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _take_frame(self, step: str) -> bytes | None:
+        """Cut one frame out of the buffer, or None when no full line is there yet."""
+        while True:
+            end = self._buffer.find(self.terminator)
+            if self._discarding:
+                if end < 0:
+                    self._buffer.clear()
+                    return None
+                del self._buffer[: end + len(self.terminator)]
+                self._discarding = False
+                continue
+            if end < 0:
+                if len(self._buffer) > self.frame_limit + 1:  # +1: a CR before the LF
+                    self._buffer.clear()
+                    self._discarding = True
+                    raise FrameTooLong(step, self.frame_limit, port=self.port)
+                return None
+            frame = bytes(self._buffer[:end])
+            del self._buffer[: end + len(self.terminator)]
+            if frame.endswith(b"\r"):
+                frame = frame[:-1]
+            if len(frame) > self.frame_limit:
+                raise FrameTooLong(step, self.frame_limit, port=self.port)
+            return frame
+
+    def _read_some(self, step: str, remaining: float) -> bytes:
+        try:
+            self._serial.timeout = remaining
+            waiting = self._serial.in_waiting
+            return self._serial.read(max(1, min(waiting, self.frame_limit + 2)))
+        except (serial.SerialException, OSError) as exc:
+            # On a pty whose other end closed, and on an unplugged USB adapter, the read
+            # fails with EIO or "readiness to read but returned no data": the device is gone.
+            raise DeviceDisconnected(step, port=self.port, detail=_describe(exc)) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__
