@@ -38,8 +38,9 @@ DEFAULT_WRITE_TIMEOUT = 2.0
 class SerialTransport:
     """One open port carrying line-terminated frames.
 
-    `frame_limit` counts the frame's bytes without the line end. `step` arguments name the
-    command in progress; they only go into error messages.
+    `frame_limit` counts a whole line, its line end included (as MAX_FRAME does in
+    docs/protocol.md). `step` arguments name the command in progress; they only go into
+    error messages.
     """
 
     def __init__(self, port: str, *, baudrate: int = DEFAULT_BAUDRATE,
@@ -62,14 +63,17 @@ class SerialTransport:
     # -- frames -------------------------------------------------------------------------
 
     def send(self, frame: bytes, *, step: str) -> None:
-        """Write one frame and its line end. Raises ValueError (a station bug, not a device
-        fault) for a frame over the limit or containing a line end."""
+        """Write one frame; its line end is added unless it is already there (the codec's
+        encode_frame includes it). Raises ValueError (a station bug, not a device fault) for
+        a frame over the limit or with a line end inside it."""
+        if not frame.endswith(self.terminator):
+            frame += self.terminator
         if len(frame) > self.frame_limit:
-            raise ValueError(f"{step} frame is {len(frame)} bytes, over the "
-                             f"{self.frame_limit}-byte limit")
-        if self.terminator in frame:
+            raise ValueError(f"{step} frame is {len(frame)} bytes, "
+                             f"over the {self.frame_limit}-byte limit")
+        if self.terminator in frame[:-len(self.terminator)]:
             raise ValueError(f"{step} frame contains a line end")
-        self.send_raw(frame + self.terminator, step=step)
+        self.send_raw(frame, step=step)
 
     def send_raw(self, data: bytes, *, step: str) -> None:
         """Write bytes as they are, with no framing and no limit. For the conformance kit,
@@ -137,24 +141,24 @@ class SerialTransport:
                 self._discarding = False
                 continue
             if end < 0:
-                if len(self._buffer) > self.frame_limit + 1:  # +1: a CR before the LF
+                # Even a line end arriving next would make this line too long.
+                if len(self._buffer) + len(self.terminator) > self.frame_limit:
                     self._buffer.clear()
                     self._discarding = True
                     raise FrameTooLong(step, self.frame_limit, port=self.port)
                 return None
+            line_length = end + len(self.terminator)
             frame = bytes(self._buffer[:end])
-            del self._buffer[: end + len(self.terminator)]
-            if frame.endswith(b"\r"):
-                frame = frame[:-1]
-            if len(frame) > self.frame_limit:
+            del self._buffer[:line_length]
+            if line_length > self.frame_limit:
                 raise FrameTooLong(step, self.frame_limit, port=self.port)
-            return frame
+            return frame[:-1] if frame.endswith(b"\r") else frame
 
     def _read_some(self, step: str, remaining: float) -> bytes:
         try:
             self._serial.timeout = remaining
             waiting = self._serial.in_waiting
-            return self._serial.read(max(1, min(waiting, self.frame_limit + 2)))
+            return self._serial.read(max(1, min(waiting, self.frame_limit + 1)))
         except (serial.SerialException, OSError) as exc:
             # On a pty whose other end closed, and on an unplugged USB adapter, the read
             # fails with EIO or "readiness to read but returned no data": the device is gone.

@@ -62,13 +62,18 @@ def link(pty):
 def test_loop_url_round_trips_a_frame():
     with SerialTransport("loop://", frame_limit=32) as t:
         t.send(b"HELLO 1", step="HELLO")
+        t.send(b"HELLO 2\n", step="HELLO")  # already terminated: not doubled
         assert t.receive(step="HELLO", timeout=1.0) == b"HELLO 1"
+        assert t.receive(step="HELLO", timeout=1.0) == b"HELLO 2"
+        with pytest.raises(DeviceTimeout):
+            t.receive(step="HELLO", timeout=0.05)
 
 
 def test_station_never_sends_an_over_long_frame():
     with SerialTransport("loop://", frame_limit=8) as t:
         with pytest.raises(ValueError, match="over the 8-byte limit"):
-            t.send(b"123456789", step="PUT")
+            t.send(b"12345678", step="PUT")
+        t.send(b"1234567", step="PUT")  # 7 bytes and the LF: exactly the limit
         with pytest.raises(ValueError, match="line end"):
             t.send(b"a\nb", step="PUT")
 
@@ -81,7 +86,7 @@ def test_frames_split_across_reads_and_crlf_are_reassembled(pty, link):
 
 
 def test_over_long_line_is_rejected_and_stream_resynchronises(pty, link):
-    pty.device_writes(b"X" * 33 + b"\nOK after\n")
+    pty.device_writes(b"X" * 32 + b"\nOK after\n")
     with pytest.raises(FrameTooLong) as err:
         link.receive(step="CSR", timeout=1.0)
     assert err.value.step == "CSR"
@@ -98,8 +103,9 @@ def test_over_long_line_without_end_is_dropped_until_its_end_arrives(pty, link):
 
 
 def test_exactly_the_limit_is_accepted(pty, link):
-    pty.device_writes(b"Z" * 32 + b"\n")
-    assert link.receive(step="PUT", timeout=1.0) == b"Z" * 32
+    # The limit counts the line end, as MAX_FRAME does in the protocol.
+    pty.device_writes(b"Z" * 31 + b"\n")
+    assert link.receive(step="PUT", timeout=1.0) == b"Z" * 31
 
 
 def test_silent_device_times_out_within_its_bound(pty, link):
