@@ -13,6 +13,7 @@ class ExitCode:
     REFUSED = 1  # policy or device said no; the reason is on stderr
     USAGE = 2  # bad command line or configuration
     ENVIRONMENT = 3  # HSM, token, disk, missing system package
+    INTERNAL = 4  # a bug in the station: reported in one line, details with STATION_DEBUG=1
 
 
 class StationError(Exception):

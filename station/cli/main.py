@@ -2,6 +2,7 @@
 place where errors become exit codes (docs/cli.md). No command prints a traceback."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -45,4 +46,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("station: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug: one line for the operator, the traceback on request
+        if os.environ.get("STATION_DEBUG"):
+            raise
+        click.echo(f"station: internal error ({type(exc).__name__}); rerun with STATION_DEBUG=1 for details",
+                   err=True)
+        sys.exit(ExitCode.INTERNAL)
     sys.exit(rc if isinstance(rc, int) else ExitCode.OK)

@@ -1,0 +1,164 @@
+"""The issuing CA: its key in the token, its certificate and chain on disk.
+
+Two set-ups (docs/ca.md):
+* development: `create_development_ca` makes a root and an issuing key in the token and
+  certifies both, the root signing itself and the issuing CA;
+* production: `create_issuing_csr` writes a CSR for the token's issuing key for an offline
+  root to sign; `check_issuing_import` accepts the signed certificate and chain only if the
+  certificate's key is the token's key, it is a CA, and the chain verifies up to a root.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
+
+from hsm.errors import CAError, SigningFailed
+from hsm.signer import signature_hash_for, signer_for
+from hsm.token import KeySpec, Token
+
+UTC = dt.timezone.utc
+
+
+def _name(common_name: str, organization: str | None, country: str | None) -> x509.Name:
+    attrs = []
+    if country:
+        attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, country))
+    if organization:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    return x509.Name(attrs)
+
+
+def _ca_builder(subject: x509.Name, issuer: x509.Name, public_key, issuer_public_key, days: int,
+                path_length: int | None) -> x509.CertificateBuilder:
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key), critical=False)
+    )
+
+
+def create_development_ca(token: Token, *, root_label: str, issuing_label: str, key_spec: KeySpec,
+                          organization: str, country: str | None, root_cn: str, issuing_cn: str,
+                          root_days: int = 7300, issuing_days: int = 3650) -> tuple[x509.Certificate, x509.Certificate]:
+    """Create root and issuing keys inside the token and certify them. Returns (root, issuing)."""
+    root_public = token.generate_key(root_label, key_spec)
+    issuing_public = token.generate_key(issuing_label, key_spec)
+    root_signer = signer_for(token, root_label)
+    root_name = _name(root_cn, organization, country)
+    root = _ca_builder(root_name, root_name, root_public, root_public, root_days, None).sign(
+        root_signer, signature_hash_for(root_signer))
+    issuing = _ca_builder(_name(issuing_cn, organization, country), root_name, issuing_public, root_public,
+                          issuing_days, 0).sign(root_signer, signature_hash_for(root_signer))
+    issuing.verify_directly_issued_by(root)
+    return root, issuing
+
+
+def create_issuing_csr(token: Token, *, issuing_label: str, key_spec: KeySpec, organization: str,
+                       country: str | None, issuing_cn: str) -> x509.CertificateSigningRequest:
+    """Generate the issuing key in the token (if absent) and return a CSR for the offline root."""
+    if not token.has_key(issuing_label):
+        token.generate_key(issuing_label, key_spec)
+    signer = signer_for(token, issuing_label)
+    return (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(_name(issuing_cn, organization, country))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(signer, signature_hash_for(signer))
+    )
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def verify_chain(chain: list[x509.Certificate]) -> None:
+    """chain = [issuing, ..., root]; each certificate must be a CA issued by the next, the last
+    self-signed, and all currently valid. Raises CAError saying which link is wrong."""
+    if not chain:
+        raise CAError("the CA chain is empty")
+    now = dt.datetime.now(UTC)
+    for position, cert in enumerate(chain):
+        subject = cert.subject.rfc4514_string()
+        if not _is_ca(cert):
+            raise CAError(f"certificate {subject!r} is not a CA (basicConstraints CA:TRUE missing)")
+        if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
+            raise CAError(f"CA certificate {subject!r} is not valid now")
+        parent = chain[position + 1] if position + 1 < len(chain) else cert
+        try:
+            cert.verify_directly_issued_by(parent)
+        except (ValueError, TypeError, Exception) as exc:  # InvalidSignature has no common base
+            what = "is not self-signed" if parent is cert else f"is not issued by {parent.subject.rfc4514_string()!r}"
+            raise CAError(f"CA certificate {subject!r} {what} ({type(exc).__name__})") from None
+
+
+def check_issuing_import(token: Token, issuing_label: str, chain: list[x509.Certificate]) -> None:
+    """The production import check: chain[0] certifies the token's issuing key and the chain verifies."""
+    if not chain:
+        raise CAError("the file holds no certificate")
+    token_key = token.public_key(issuing_label).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    cert_key = chain[0].public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if token_key != cert_key:
+        raise CAError(f"the first certificate ({chain[0].subject.rfc4514_string()}) is not for the token's "
+                      f"issuing key {issuing_label!r}")
+    verify_chain(chain)
+
+
+@dataclass
+class CertificateAuthority:
+    """The issuing CA in use: signs with the token key, checks every signature it makes."""
+
+    token: Token
+    issuing_label: str
+    chain: list[x509.Certificate]  # issuing CA first, root last
+    _signer: object = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_issuing_import(self.token, self.issuing_label, self.chain)
+        self._signer = signer_for(self.token, self.issuing_label)
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self.chain[0]
+
+    @property
+    def signer(self):
+        return self._signer
+
+    def sign(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        """Sign `builder` with the HSM key and verify the result against the issuing CA
+        certificate before it is returned: a silent signing or encoding bug never leaves."""
+        cert = builder.sign(self._signer, signature_hash_for(self._signer))
+        try:
+            cert.verify_directly_issued_by(self.certificate)
+        except Exception as exc:  # InvalidSignature, ValueError, TypeError
+            raise SigningFailed(f"the HSM produced a certificate that does not verify against the issuing CA "
+                                f"({type(exc).__name__}); nothing was released") from None
+        return cert
+
+    def chain_pem(self) -> bytes:
+        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()

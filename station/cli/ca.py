@@ -1,0 +1,117 @@
+"""`station ca ...`: inspect the CA, export its chain, and the production set-up (CSR, import)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from hsm.ca import check_issuing_import, create_issuing_csr, fingerprint
+from hsm.errors import CAError
+from hsm.token import KeySpec
+from station.boot import load_chain, open_ca, open_token
+from station.config import load_config
+from station.errors import ConfigError, EnvironmentProblem
+from station.policy import describe_key
+
+
+@click.group("ca")
+def ca_group() -> None:
+    """The issuing CA: show, export the chain, production CSR and import."""
+
+
+def _config(ctx: click.Context):
+    return load_config(ctx.obj.config_path())
+
+
+@ca_group.command("show")
+@click.pass_context
+def ca_show(ctx: click.Context) -> None:
+    """Print the chain: subjects, fingerprints, key types and where each key lives."""
+    cfg = _config(ctx)
+    with open_token(cfg) as token:
+        ca = open_ca(cfg, token)
+        for position, cert in enumerate(ca.chain):
+            role = "issuing CA" if position == 0 else ("root CA" if position == len(ca.chain) - 1 else "intermediate")
+            if position == 0:
+                where = f"HSM token {cfg.hsm.token_label!r}, key {cfg.hsm.issuing_key_label!r} " \
+                        f"(sensitive, not extractable)"
+            elif cfg.ca.setup == "development" and token.has_key(cfg.hsm.root_key_label) and \
+                    _same_key(token.public_key(cfg.hsm.root_key_label), cert.public_key()):
+                where = f"HSM token {cfg.hsm.token_label!r}, key {cfg.hsm.root_key_label!r} (development set-up)"
+            else:
+                where = "offline (not on this station)"
+            click.echo(f"[{position}] {role}")
+            click.echo(f"    subject:     {cert.subject.rfc4514_string()}")
+            click.echo(f"    issuer:      {cert.issuer.rfc4514_string()}")
+            click.echo(f"    serial:      {cert.serial_number:x}")
+            click.echo(f"    valid:       {cert.not_valid_before_utc:%Y-%m-%d} .. {cert.not_valid_after_utc:%Y-%m-%d}")
+            click.echo(f"    key:         {describe_key(cert.public_key())}")
+            click.echo(f"    sha256:      {fingerprint(cert)}")
+            click.echo(f"    private key: {where}")
+
+
+def _same_key(a, b) -> bool:
+    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return a.public_bytes(*fmt) == b.public_bytes(*fmt)
+
+
+@ca_group.command("export-chain")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def ca_export_chain(ctx: click.Context, file: Path) -> None:
+    """Write the PEM chain: issuing CA first, then each parent up to the root."""
+    cfg = _config(ctx)
+    chain = load_chain(cfg.ca.chain)
+    _write(file, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
+    click.echo(f"wrote {len(chain)} certificate(s) to {file}")
+
+
+@ca_group.command("csr")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--common-name", default=None, help="CN of the issuing CA (default: from the organization).")
+@click.pass_context
+def ca_csr(ctx: click.Context, file: Path, common_name: str | None) -> None:
+    """Production set-up: create the issuing key in the token (if absent) and write its CSR."""
+    cfg = _config(ctx)
+    with open_token(cfg) as token:
+        csr = create_issuing_csr(token, issuing_label=cfg.hsm.issuing_key_label,
+                                 key_spec=KeySpec.parse(cfg.ca.key_type), organization=cfg.ca.organization,
+                                 country=cfg.ca.country,
+                                 issuing_cn=common_name or f"{cfg.ca.organization} Device Issuing CA {cfg.station_id}")
+    _write(file, csr.public_bytes(serialization.Encoding.PEM))
+    click.echo(f"wrote the issuing CA CSR to {file}; have the offline root sign it, then `station ca import`")
+
+
+@ca_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def ca_import(ctx: click.Context, file: Path) -> None:
+    """Production set-up: install the signed issuing CA certificate and its chain (issuing first)."""
+    cfg = _config(ctx)
+    try:
+        chain = x509.load_pem_x509_certificates(file.read_bytes())
+    except ValueError as exc:
+        raise ConfigError(f"{file} is not a PEM certificate bundle ({exc})") from None
+    with open_token(cfg) as token:
+        try:
+            check_issuing_import(token, cfg.hsm.issuing_key_label, chain)
+        except CAError as exc:
+            raise CAError(f"{file}: {exc}; nothing was installed") from None
+    if cfg.ca.chain.exists():
+        backup = cfg.ca.chain.with_suffix(".pem.previous")
+        cfg.ca.chain.replace(backup)
+        click.echo(f"previous chain kept as {backup}")
+    _write(cfg.ca.chain, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
+    click.echo(f"installed issuing CA {chain[0].subject.rfc4514_string()} ({fingerprint(chain[0])})")
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write {path}: {exc.strerror}") from None

@@ -1,0 +1,122 @@
+"""The device certificate profile: the subject the station dictates and the certificate it builds.
+
+The subject is rendered from the configured templates and the device's bound identity; it is
+never copied from a CSR, and no extension a CSR asks for is ever copied either. The field
+mapping to AWS IoT JITP template parameters is in docs/certificate-profile.md.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import string
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from station.config import ProfileConfig
+from station.errors import ConfigError, PolicyRefusal
+
+UTC = dt.timezone.utc
+TEMPLATE_FIELDS = ("device_id", "model", "label")
+
+# Only these characters may come from a device or a label into a subject: they are what chip
+# UIDs, model names and printed labels use, and they cannot smuggle RFC 4514 syntax or
+# confusable characters into the certificate.
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:+-]{1,64}$")
+
+# (profile field, subject OID, JITP parameter, upper bound from RFC 5280 ub-*)
+SUBJECT_FIELDS = (
+    ("country", NameOID.COUNTRY_NAME, "Country", 2),
+    ("state", NameOID.STATE_OR_PROVINCE_NAME, "StateName", 128),
+    ("organization", NameOID.ORGANIZATION_NAME, "Organization", 64),
+    ("organizational_unit", NameOID.ORGANIZATIONAL_UNIT_NAME, "OrganizationalUnit", 64),
+    ("dn_qualifier", NameOID.DN_QUALIFIER, "DistinguishedNameQualifier", 64),
+    ("serial_number", NameOID.SERIAL_NUMBER, "SerialNumber", 64),
+    ("common_name", NameOID.COMMON_NAME, "CommonName", 64),
+)
+
+
+@dataclass(frozen=True)
+class DeviceRef:
+    """The identity a subject is rendered from: the device's id and model as bound by the
+    station, and the label scanned or taken from the manifest."""
+
+    device_id: str
+    label: str
+    model: str
+
+
+def check_profile(profile: ProfileConfig, *, where: str) -> None:
+    """Refuse templates with unknown placeholders, and a profile without a common name."""
+    for name, _oid, _jitp, _limit in SUBJECT_FIELDS:
+        template = getattr(profile, name)
+        if template is None:
+            continue
+        if not template.strip():
+            raise ConfigError(f"{where} {name}: is empty; remove the key or give it a value "
+                              f"(an empty subject field makes AWS JITP fail)")
+        try:
+            placeholders = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        except ValueError as exc:
+            raise ConfigError(f"{where} {name}: bad template {template!r} ({exc})") from None
+        for field_name in placeholders:
+            if field_name not in TEMPLATE_FIELDS:
+                raise ConfigError(f"{where} {name}: unknown placeholder {{{field_name}}} in {template!r} "
+                                  f"(expected {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)})")
+    if profile.common_name is None:
+        raise ConfigError(f"{where} common_name: required")
+    if profile.country is not None and not re.fullmatch(r"[A-Z]{2}", profile.country):
+        raise ConfigError(f"{where} country: expected a two-letter ISO 3166 code, got {profile.country!r}")
+
+
+def subject_for(profile: ProfileConfig, device: DeviceRef) -> x509.Name:
+    """The subject this device's certificate (and its CSR) must carry. Raises PolicyRefusal if
+    a device value is unsafe or a field would render empty or too long."""
+    values = {"device_id": device.device_id, "label": device.label, "model": device.model}
+    for key, value in values.items():
+        if not _SAFE_VALUE.match(value or ""):
+            raise PolicyRefusal("bad-identity", f"{key} {value!r} is not 1-64 characters of A-Z a-z 0-9 . _ : + -")
+    attrs = []
+    for name, oid, jitp, limit in SUBJECT_FIELDS:
+        template = getattr(profile, name)
+        if template is None:
+            continue
+        rendered = template.format(**values).strip()
+        if not rendered:
+            raise PolicyRefusal("empty-subject-field",
+                                f"profile field {name} (JITP {jitp}) renders empty for device {device.device_id}")
+        if len(rendered) > limit:
+            raise PolicyRefusal("subject-too-long",
+                                f"profile field {name} renders {len(rendered)} characters (limit {limit})")
+        attrs.append(x509.NameAttribute(oid, rendered))
+    return x509.Name(attrs)
+
+
+def device_certificate_builder(profile: ProfileConfig, *, subject: x509.Name, public_key,
+                               issuer: x509.Certificate, serial: int,
+                               now: dt.datetime | None = None) -> x509.CertificateBuilder:
+    """The device certificate, as docs/certificate-profile.md specifies it."""
+    now = (now or dt.datetime.now(UTC)).replace(microsecond=0)
+    is_ec = isinstance(public_key, ec.EllipticCurvePublicKey)
+    issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.subject)
+        .public_key(public_key)
+        .serial_number(serial)
+        .not_valid_before(now - dt.timedelta(seconds=profile.backdate_seconds))
+        .not_valid_after(now + dt.timedelta(days=profile.validity_days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        # An EC key cannot encipher, so keyEncipherment is never set for EC; RSA device keys
+        # get it because TLS RSA key transport needs it.
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
+                                     key_encipherment=not is_ec, data_encipherment=False,
+                                     key_agreement=is_ec and profile.key_agreement, key_cert_sign=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
+    )

@@ -1,0 +1,113 @@
+"""`station init`: a complete development station from nothing, inside one work directory.
+
+    DIR/station.toml            configuration, every path in it relative to DIR
+    DIR/hsm/softhsm2.conf       SoftHSM2 configuration private to this station
+    DIR/hsm/tokens/             the token (root, issuing and audit keys live only here)
+    DIR/hsm/user.pin            generated user PIN, mode 0600
+    DIR/hsm/so.pin              generated security-officer PIN, mode 0600
+    DIR/ca/chain.pem            issuing CA certificate, then the root
+    DIR/ca/audit-public.pem     public half of the audit checkpoint key
+    DIR/audit.db                the audit database
+
+An existing station is never destroyed: init refuses, and with force=True it moves the old
+token and CA files aside (to DIR/replaced-<time>/) instead of deleting them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import shutil
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+
+from hsm import softhsm
+from hsm.ca import create_development_ca
+from hsm.token import KeySpec, Token
+from station.errors import UsageError
+from station.pin import write_pin_file
+
+STATION_TOML = """\
+# Station configuration written by `station init`. Relative paths are relative to this file.
+# Every key is documented in fixtures/station.example.toml.
+
+[station]
+id = "{station_id}"
+
+[hsm]
+module = "softhsm2"
+softhsm_conf = "hsm/softhsm2.conf"
+token_label = "{token_label}"
+pin_file = "hsm/user.pin"
+issuing_key_label = "issuing-ca"
+root_key_label = "root-ca"
+audit_key_label = "audit"
+
+[ca]
+setup = "development"
+chain = "ca/chain.pem"
+key_type = "{key_type}"
+organization = "{organization}"
+
+[profile]
+common_name = "{{model}}-{{device_id}}"
+serial_number = "{{label}}"
+organization = "{organization}"
+organizational_unit = "Production line"
+validity_days = 7300
+backdate_seconds = 300
+
+[policy]
+allowed_keys = ["ec-p256", "ec-p384"]
+
+[audit]
+database = "audit.db"
+public_key = "ca/audit-public.pem"
+checkpoint_every = 1000
+"""
+
+_MANAGED = ("station.toml", "hsm", "ca", "audit.db", "audit.db-wal", "audit.db-shm")
+
+
+def init_station(workdir: Path, *, force: bool = False, station_id: str = "station-1",
+                 organization: str = "Example Devices Ltd", key_type: str = "ec-p256",
+                 warn=print) -> Path:
+    """Create a development station in `workdir`; returns the path of its station.toml."""
+    workdir = Path(workdir).resolve()
+    existing = [name for name in _MANAGED if (workdir / name).exists()]
+    if existing:
+        if not force:
+            raise UsageError(f"{workdir} already holds a station ({', '.join(existing)}); refusing to replace its CA. "
+                             f"Use another --workdir, or --force to move the old station aside")
+        backup = workdir / f"replaced-{dt.datetime.now(dt.timezone.utc).strftime('%Y%m%dT%H%M%S%fZ')}"
+        backup.mkdir(parents=True)
+        for name in existing:
+            shutil.move(str(workdir / name), str(backup / name))
+        warn(f"WARNING: --force: the previous station (its token with the CA keys, its CA chain and audit "
+             f"database) was moved to {backup}. Devices certified by the old CA will not chain to the new one.")
+
+    hsm_dir, ca_dir = workdir / "hsm", workdir / "ca"
+    ca_dir.mkdir(parents=True, exist_ok=True)
+    hsm_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    conf = hsm_dir / "softhsm2.conf"
+    softhsm.write_config(conf, hsm_dir / "tokens")
+    user_pin, so_pin = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
+    write_pin_file(hsm_dir / "user.pin", user_pin)
+    write_pin_file(hsm_dir / "so.pin", so_pin)
+    token_label = "station-ca"
+    softhsm.init_token(conf, token_label, so_pin, user_pin)
+
+    spec = KeySpec.parse(key_type)
+    with Token(softhsm.find_module(), token_label, user_pin, softhsm_conf=conf) as token:
+        root, issuing = create_development_ca(
+            token, root_label="root-ca", issuing_label="issuing-ca", key_spec=spec, organization=organization,
+            country=None, root_cn=f"{organization} Development Root CA",
+            issuing_cn=f"{organization} Device Issuing CA {station_id}")
+        audit_public = token.generate_key("audit", KeySpec.parse("ec-p256"))
+    (ca_dir / "chain.pem").write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (issuing, root)))
+    (ca_dir / "audit-public.pem").write_bytes(audit_public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    config_path = workdir / "station.toml"
+    config_path.write_text(STATION_TOML.format(station_id=station_id, token_label=token_label,
+                                               key_type=key_type, organization=organization))
+    return config_path
