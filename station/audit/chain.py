@@ -1,0 +1,48 @@
+"""The canonical encoding and hashing of the event log (docs/audit.md, "Canonical encoding").
+
+Kept free of SQLite so an offline verifier (QA, a script in another language) can follow the
+same rules from the document alone.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+
+GENESIS_HASH = "0" * 64
+
+# Every column of `events` except `hash`, in no particular order: the encoding sorts keys.
+HASHED_COLUMNS = (
+    "id", "ts", "station_id", "kind", "operator", "batch_id", "slot", "device_id", "data",
+    "prev_hash",
+)
+
+
+def canonical_json(value) -> bytes:
+    """UTF-8 JSON with sorted keys and no whitespace. NaN/Infinity are refused (not JSON)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def event_hash(row: dict) -> str:
+    """SHA-256 (lowercase hex) over the canonical JSON of the row's hashed columns, exactly as
+    stored: `data` is hashed as its stored text, not re-parsed, so any byte change shows."""
+    return hashlib.sha256(canonical_json({c: row[c] for c in HASHED_COLUMNS})).hexdigest()
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """ISO 8601 UTC with microseconds and a Z: 2026-11-23T12:21:36.123456Z. A naive datetime
+    is taken as UTC (cryptography's legacy not_valid_* attributes are naive UTC)."""
+    if moment is None:
+        moment = datetime.now(timezone.utc)
+    elif moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def serial_hex(serial: int) -> str:
+    """Certificate serials are stored as lowercase hex without leading zeros: a positive DER
+    INTEGER of at most 20 octets (RFC 5280) does not fit SQLite's 64-bit INTEGER."""
+    if not isinstance(serial, int) or isinstance(serial, bool) or not 0 < serial < 2**159:
+        raise ValueError(f"certificate serial must be a positive integer below 2**159, got {serial!r}")
+    return format(serial, "x")

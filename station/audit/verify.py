@@ -1,0 +1,245 @@
+"""Offline verification of an audit database (docs/audit.md, "What verify checks").
+
+Opens the file read-only and never writes. Checks, in order: the file itself, the hash chain,
+the checkpoints (coverage, then signatures when the audit public key is given), and the
+certificates table replayed from the log. Stops at the first problem and names its row.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from station.audit import checkpoint as cp
+from station.audit.chain import GENESIS_HASH, event_hash
+from station.audit.errors import AuditUnreadable
+
+REQUIRED_TABLES = {"meta", "events", "checkpoints", "certificates"}
+# Certificate columns the log fully determines; the others are bookkeeping.
+REPLAYED_COLUMNS = ("spki_sha256", "subject", "device_id", "batch_id", "slot", "operator",
+                    "status", "status_reason", "cert_pem", "fingerprint_sha256", "not_before",
+                    "not_after")
+
+
+@dataclass
+class VerifyReport:
+    """Result of verify(). When ok is False, first_bad_table/first_bad_row name the first
+    problem found (an event or checkpoint id, or a certificate serial in hex) and reason says
+    what is wrong, e.g. "event 57: hash does not match its content (edited?)"."""
+
+    ok: bool
+    events_checked: int = 0
+    checkpoints_checked: int = 0
+    certificates_checked: int = 0
+    signatures_checked: bool = False
+    head_event_id: int = 0
+    head_hash: str = GENESIS_HASH
+    first_bad_table: str | None = None
+    first_bad_row: int | str | None = None
+    reason: str | None = None
+
+    def summary(self) -> str:
+        """One line for an operator."""
+        if not self.ok:
+            return f"audit TAMPERED: {self.reason}"
+        signatures = ("signatures verified" if self.signatures_checked
+                      else "signatures NOT checked (no audit public key)")
+        return (f"audit intact: {self.events_checked} events, {self.checkpoints_checked} "
+                f"checkpoints ({signatures}), {self.certificates_checked} certificates; "
+                f"head event {self.head_event_id} {self.head_hash}")
+
+
+class _Bad(Exception):
+    def __init__(self, table: str | None, row, reason: str):
+        super().__init__(reason)
+        self.table, self.row, self.reason = table, row, reason
+
+
+def verify(path: Path, audit_public_key: ec.EllipticCurvePublicKey | None = None) -> VerifyReport:
+    """Verify the audit database at `path` without modifying it.
+
+    Returns: a VerifyReport (ok True, or the first bad row and the reason). Without
+    `audit_public_key` the checkpoint signatures are not checked (signatures_checked False).
+    Raises: AuditUnreadable if the file is missing, cannot be opened, or is not an audit
+    database; TypeError if audit_public_key is not an EC public key.
+    """
+    path = Path(path)
+    if audit_public_key is not None and not isinstance(audit_public_key,
+                                                       ec.EllipticCurvePublicKey):
+        raise TypeError("the audit public key must be an EC public key")
+    if not path.is_file():
+        raise AuditUnreadable(f"no audit database at {path}")
+    try:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise AuditUnreadable(f"cannot open audit database {path}: {exc}") from exc
+    report = VerifyReport(ok=True, signatures_checked=audit_public_key is not None)
+    try:
+        _check(conn, path, audit_public_key, report)
+    except _Bad as bad:
+        report.ok = False
+        report.first_bad_table, report.first_bad_row, report.reason = bad.table, bad.row, bad.reason
+    except sqlite3.Error as exc:
+        raise AuditUnreadable(f"cannot read audit database {path}: {exc}") from exc
+    finally:
+        conn.close()
+    return report
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params=()):
+    cur = conn.execute(sql, params)
+    names = [d[0] for d in cur.description]
+    for values in cur:
+        yield dict(zip(names, values))
+
+
+def _check(conn, path: Path, public_key, report: VerifyReport) -> None:
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise AuditUnreadable(f"{path} is not a readable audit database ({exc})") from exc
+    if not REQUIRED_TABLES <= tables:
+        raise AuditUnreadable(f"{path} is not an audit database (missing tables: "
+                              f"{', '.join(sorted(REQUIRED_TABLES - tables))})")
+    damage = conn.execute("PRAGMA quick_check").fetchone()[0]
+    if damage != "ok":
+        raise _Bad(None, None, f"database file is damaged: {damage}")
+    checkpoints = list(_rows(conn, "SELECT * FROM checkpoints ORDER BY id"))
+    covered = {c["last_event_id"] for c in checkpoints}
+    covered |= {c["last_event_id"] + 1 for c in checkpoints}
+    seen: dict[int, dict] = {}  # only the events checkpoints refer to
+    written: dict[int, int] = {}  # checkpoint id -> event recording it
+    replay = _CertificateReplay()
+
+    prev_id, prev_hash = 0, GENESIS_HASH
+    for row in _rows(conn, "SELECT * FROM events ORDER BY id"):
+        eid = row["id"]
+        if eid != prev_id + 1:
+            where = ("the log starts at event %d" % eid if prev_id == 0
+                     else f"chain jumps from {prev_id} to {eid}")
+            raise _Bad("events", prev_id + 1, f"event {prev_id + 1} missing: {where} (deleted?)")
+        if event_hash(row) != row["hash"]:
+            raise _Bad("events", eid, f"event {eid}: hash does not match its content (edited?)")
+        if row["prev_hash"] != prev_hash:
+            raise _Bad("events", eid, f"event {eid}: prev_hash is not the hash of event "
+                       f"{prev_id} (reordered or replaced?)")
+        try:
+            data = json.loads(row["data"])
+        except ValueError:
+            raise _Bad("events", eid, f"event {eid}: data is not JSON") from None
+        if eid in covered:
+            seen[eid] = {"hash": row["hash"], "kind": row["kind"], "data": data}
+        if row["kind"] == "checkpoint-written":
+            written[data.get("checkpoint_id")] = eid
+        replay.apply(eid, row["kind"], data)
+        prev_id, prev_hash = eid, row["hash"]
+    report.events_checked, report.head_event_id, report.head_hash = prev_id, prev_id, prev_hash
+
+    _check_checkpoints(checkpoints, seen, written, prev_id, public_key, report)
+    report.certificates_checked = replay.compare(
+        _rows(conn, "SELECT * FROM certificates ORDER BY serial"))
+
+
+def _check_checkpoints(checkpoints, seen, written, head_id, public_key, report) -> None:
+    key_id = cp.key_id(public_key) if public_key is not None else None
+    previous_cover = -1
+    for number, row in enumerate(checkpoints, start=1):
+        cid, last = row["id"], row["last_event_id"]
+        if cid != number:
+            raise _Bad("checkpoints", number, f"checkpoint {number} missing (deleted?)")
+        if last <= previous_cover:
+            raise _Bad("checkpoints", cid, f"checkpoint {cid}: covers event {last}, not after "
+                       f"checkpoint {cid - 1} (reordered?)")
+        if last > head_id or last + 1 not in seen:
+            raise _Bad("checkpoints", cid, f"events after checkpoint {cid} deleted: it covers "
+                       f"event {last} and is recorded by event {last + 1}, but the log ends at "
+                       f"event {head_id} (truncated?)")
+        signed_hash = seen[last]["hash"] if last else GENESIS_HASH
+        if row["last_event_hash"] != signed_hash:
+            raise _Bad("checkpoints", cid, f"checkpoint {cid}: event {last} does not have the "
+                       "hash it signs (log rewritten?)")
+        if row["event_count"] != last:
+            raise _Bad("checkpoints", cid, f"checkpoint {cid}: event count {row['event_count']} "
+                       f"does not match the log ({last})")
+        record = seen[last + 1]
+        if record["kind"] != "checkpoint-written" or record["data"].get("checkpoint_id") != cid:
+            raise _Bad("checkpoints", cid, f"checkpoint {cid}: event {last + 1} is not its "
+                       "checkpoint-written record (inserted?)")
+        if record["data"].get("signature_sha256") != _sha256_hex(row["signature"]):
+            raise _Bad("checkpoints", cid, f"checkpoint {cid}: signature differs from the one "
+                       f"logged in event {last + 1} (replaced?)")
+        if public_key is not None:
+            if not cp.signature_valid(public_key, row):
+                other = (f" (signed by key {row['key_id'][:16]}..., not the given audit key)"
+                         if row["key_id"] != key_id else "")
+                raise _Bad("checkpoints", cid,
+                           f"checkpoint {cid}: signature does not verify{other}")
+            if row["key_id"] != key_id:
+                raise _Bad("checkpoints", cid, f"checkpoint {cid}: key_id was edited")
+        previous_cover = last
+        report.checkpoints_checked = cid
+    missing = sorted(c for c in written if not isinstance(c, int) or c > len(checkpoints))
+    if missing:
+        raise _Bad("checkpoints", missing[0], f"checkpoint {missing[0]} missing: event "
+                   f"{written[missing[0]]} records it (deleted?)")
+
+
+def _sha256_hex(hex_text: str) -> str | None:
+    try:
+        return hashlib.sha256(bytes.fromhex(hex_text)).hexdigest()
+    except (ValueError, TypeError):
+        return None
+
+
+class _CertificateReplay:
+    """Rebuilds each certificate's row from the certificate-* events."""
+
+    def __init__(self):
+        self.state: dict[str, dict] = {}
+        self.last_event: dict[str, int] = {}
+
+    def apply(self, eid: int, kind: str, data: dict) -> None:
+        if not kind.startswith("certificate-") or kind == "certificate-refused":
+            return
+        serial = data.get("serial")
+        known = self.state.get(serial)
+        if kind == "certificate-reserved":
+            if known is not None:
+                raise _Bad("events", eid, f"event {eid}: certificate 0x{serial} reserved twice")
+            self.state[serial] = {c: data.get(c) for c in REPLAYED_COLUMNS}
+        elif known is None:
+            raise _Bad("events", eid, f"event {eid}: certificate 0x{serial} changes but was "
+                       "never reserved")
+        elif kind == "certificate-issued":
+            known.update({c: data[c] for c in REPLAYED_COLUMNS if c in data})
+        elif kind == "certificate-status-changed":
+            if data.get("from") != known["status"]:
+                raise _Bad("events", eid, f"event {eid}: certificate 0x{serial} leaves status "
+                           f"{data.get('from')} but the log had it {known['status']}")
+            known["status"], known["status_reason"] = data.get("to"), data.get("reason")
+        self.last_event[serial] = eid
+
+    def compare(self, rows) -> int:
+        checked = 0
+        for row in rows:
+            serial = row["serial"]
+            expected = self.state.pop(serial, None)
+            if expected is None:
+                raise _Bad("certificates", serial, f"certificate 0x{serial}: not in the log "
+                           "(inserted outside the station?)")
+            for column in REPLAYED_COLUMNS:
+                if row[column] != expected[column]:
+                    shown = (f"is {row[column]!r} in the table but {expected[column]!r} in the "
+                             "log" if column != "cert_pem" else "differs from the log")
+                    raise _Bad("certificates", serial, f"certificate 0x{serial}: {column} "
+                               f"{shown} (event {self.last_event[serial]})")
+            checked += 1
+        if self.state:
+            serial = sorted(self.state)[0]
+            raise _Bad("certificates", serial, f"certificate 0x{serial}: in the log (event "
+                       f"{self.last_event[serial]}) but missing from the table (deleted?)")
+        return checked

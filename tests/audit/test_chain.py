@@ -1,0 +1,50 @@
+"""The canonical encoding is a published format (docs/audit.md): these pin it exactly, so an
+offline verifier written from the document computes the same hashes."""
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from station.audit.chain import (GENESIS_HASH, canonical_json, event_hash, serial_hex,
+                                 utc_timestamp)
+
+
+def test_canonical_json_sorts_keys_has_no_whitespace_and_keeps_utf8():
+    assert canonical_json({"b": 1, "a": [None, "é"], "c": {"y": 2, "x": 1}}) == \
+        '{"a":[null,"é"],"b":1,"c":{"x":1,"y":2}}'.encode("utf-8")
+
+
+def test_canonical_json_refuses_nan():
+    with pytest.raises(ValueError):
+        canonical_json({"x": float("nan")})
+
+
+def test_event_hash_is_sha256_of_documented_encoding():
+    row = {"id": 1, "ts": "2026-01-02T03:04:05.000006Z", "station_id": "s", "kind": "k",
+           "operator": None, "batch_id": None, "slot": None, "device_id": "d", "data": "{}",
+           "prev_hash": GENESIS_HASH, "hash": "ignored"}
+    text = ('{"batch_id":null,"data":"{}","device_id":"d","id":1,"kind":"k","operator":null,'
+            f'"prev_hash":"{GENESIS_HASH}","slot":null,"station_id":"s",'
+            '"ts":"2026-01-02T03:04:05.000006Z"}')
+    assert event_hash(row) == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_timestamps_are_utc_with_microseconds_and_z():
+    paris = timezone(timedelta(hours=1))
+    assert utc_timestamp(datetime(2026, 1, 1, 12, 0, 0, 5, tzinfo=paris)) == \
+        "2026-01-01T11:00:00.000005Z"
+    assert utc_timestamp(datetime(2026, 1, 1, 12, 0)) == "2026-01-01T12:00:00.000000Z"
+    assert utc_timestamp().endswith("Z")
+
+
+@pytest.mark.parametrize("serial, text", [(1, "1"), (0xABC, "abc"), (2**159 - 1, "7" + "f" * 39)])
+def test_serials_are_lowercase_hex(serial, text):
+    assert serial_hex(serial) == text
+
+
+@pytest.mark.parametrize("serial", [0, -1, 2**159, "12", True])
+def test_serials_outside_rfc5280_are_refused(serial):
+    with pytest.raises(ValueError, match="serial"):
+        serial_hex(serial)
