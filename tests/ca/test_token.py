@@ -1,0 +1,62 @@
+"""The CA keys live in a real SoftHSM2 token and cannot leave it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hsm import softhsm
+from hsm.errors import HSMError, PinIncorrect, TokenNotFound
+from hsm.token import Token
+from station.boot import module_path
+
+
+@pytest.mark.parametrize("label", ["issuing-ca", "root-ca", "audit"])
+def test_ca_private_keys_are_sensitive_and_never_extractable(station, label):
+    attrs = station.token.private_key_attributes(label)
+    assert attrs == {"token": True, "sensitive": True, "extractable": False,
+                     "always_sensitive": True, "never_extractable": True}
+    with pytest.raises(HSMError, match="refused to reveal"):
+        station.token.read_private_value(label)
+
+
+def test_signer_refuses_to_export_the_private_key(station):
+    from cryptography.hazmat.primitives import serialization
+
+    with pytest.raises(HSMError, match="lives in the HSM"):
+        station.ca.signer.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+    with pytest.raises(HSMError):
+        station.ca.signer.private_numbers()
+
+
+def test_wrong_pin_is_refused_even_while_the_process_is_logged_in(station, station_config):
+    # The station fixture holds a logged-in session: PKCS#11 would accept any PIN for a
+    # second session, so the token layer must check it itself.
+    with pytest.raises(PinIncorrect) as info:
+        Token(module_path(station_config.hsm), station_config.hsm.token_label, "not-the-pin",
+              softhsm_conf=station_config.hsm.softhsm_conf)
+    assert "not-the-pin" not in str(info.value)
+
+
+def test_unknown_token_label_names_the_tokens_present(station_config, station):
+    with pytest.raises(TokenNotFound, match="no token labelled 'missing'.*'station-ca'"):
+        Token(module_path(station_config.hsm), "missing", "x", softhsm_conf=station_config.hsm.softhsm_conf)
+
+
+def test_missing_softhsm_config_is_explained(tmp_path):
+    with pytest.raises(TokenNotFound, match="softhsm2.conf does not exist"):
+        softhsm.check_config(tmp_path / "softhsm2.conf")
+
+
+def test_missing_token_directory_is_explained(tmp_path):
+    conf = tmp_path / "softhsm2.conf"
+    softhsm.write_config(conf, tmp_path / "tokens")
+    (tmp_path / "tokens").rmdir()
+    with pytest.raises(TokenNotFound, match="token directory .*tokens.* does not exist"):
+        softhsm.check_config(conf)
+
+
+def test_missing_module_is_explained(tmp_path):
+    with pytest.raises(TokenNotFound, match="does not exist"):
+        Token(Path(tmp_path / "libnothing.so"), "x", "1234")
