@@ -122,6 +122,20 @@ def check_issuing_import(token: Token, issuing_label: str, chain: list[x509.Cert
         raise CAError(f"the first certificate ({chain[0].subject.rfc4514_string()}) is not for the token's "
                       f"issuing key {issuing_label!r}")
     verify_chain(chain)
+    try:
+        # Device certificates carry an authorityKeyIdentifier copied from this extension;
+        # RFC 5280 requires it in every CA certificate.
+        chain[0].extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    except x509.ExtensionNotFound:
+        raise CAError(f"the issuing CA certificate ({chain[0].subject.rfc4514_string()}) has no "
+                      "subjectKeyIdentifier (RFC 5280 requires one in CA certificates)") from None
+    try:
+        usage = chain[0].extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.key_cert_sign:
+        raise CAError(f"the issuing CA certificate ({chain[0].subject.rfc4514_string()}) does not allow "
+                      "certificate signing (keyUsage keyCertSign missing)")
 
 
 @dataclass
