@@ -1,6 +1,7 @@
 """The list of top-level commands. Adding a command group = one import and one entry here."""
 from __future__ import annotations
 
+from station.cli.bench import bench_group
 from station.cli.ca import ca_group
 from station.cli.init import init_command
 from station.cli.issue import issue_command
@@ -9,3 +10,4 @@ ALL: list = []
 ALL.append(init_command)
 ALL.append(ca_group)
 ALL.append(issue_command)
+ALL.append(bench_group)

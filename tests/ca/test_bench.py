@@ -1,0 +1,18 @@
+"""`station bench issue` runs on its own throwaway token and reports every figure (a smoke test
+of the benchmark; the figures themselves are recorded in docs/performance.md, not asserted)."""
+from __future__ import annotations
+
+import json
+
+from tests.cli_runner import run_station
+
+
+def test_bench_issue_prints_the_figures_as_json(tmp_path):
+    result = run_station("bench", "issue", "--count", "60", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    for key in ("raw_signs_per_s", "issuances_per_s", "durable_issuances_per_s", "full_over_raw", "machine"):
+        assert key in figures
+    assert figures["raw_signs_per_s"] > 0 and figures["issuances_per_s"] > 0
+    assert figures["full_over_raw"] == round(figures["issuances_per_s"] / figures["raw_signs_per_s"], 3)
+    assert list(tmp_path.iterdir()) == [], "the benchmark must leave nothing behind in the working directory"
