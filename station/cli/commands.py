@@ -1,6 +1,7 @@
 """The list of top-level commands. Adding a command group = one import and one entry here."""
 from __future__ import annotations
 
+from station.cli.audit import audit_group
 from station.cli.bench import bench_group
 from station.cli.ca import ca_group
 from station.cli.init import init_command
@@ -11,3 +12,4 @@ ALL.append(init_command)
 ALL.append(ca_group)
 ALL.append(issue_command)
 ALL.append(bench_group)
+ALL.append(audit_group)
