@@ -47,7 +47,7 @@ class VerifyReport:
         if not self.ok:
             return f"audit TAMPERED: {self.reason}"
         signatures = ("signatures verified" if self.signatures_checked
-                      else "signatures NOT checked (no audit public key)")
+                      else "signatures NOT checked: no audit public key given")
         return (f"audit intact: {self.events_checked} events, {self.checkpoints_checked} "
                 f"checkpoints ({signatures}), {self.certificates_checked} certificates; "
                 f"head event {self.head_event_id} {self.head_hash}")
