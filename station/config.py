@@ -92,6 +92,24 @@ class AuditConfig:
 
 
 @dataclass(frozen=True)
+class LineConfig:
+    """How the line runs: where labels come from, re-provisioning, locking, the device family."""
+
+    label_source: str = "manifest"
+    """"manifest" (the batch manifest maps device id -> label), "scan" (an operator scans each
+    label; with a manifest it must agree) or "device-id" (label = device id; development only)."""
+    reprovision: str = "refuse"
+    """A device that already passed: "refuse", or "supervisor" (allowed with a recorded supervisor
+    override; the old certificate is marked superseded)."""
+    lock: bool = False
+    """Send the irreversible LOCK after a device passed."""
+    family: str = "cip"
+    """Device family (driver) spoken on the line's ports."""
+    timeout_scale: float = 1.0
+    """Multiply every protocol timeout (slow boards, long cables)."""
+
+
+@dataclass(frozen=True)
 class StationConfig:
     path: Path
     station_id: str
@@ -100,6 +118,7 @@ class StationConfig:
     profile: ProfileConfig
     policy: PolicyConfig
     audit: AuditConfig
+    line: LineConfig = field(default_factory=LineConfig)
     sha256: str = field(default="")
     """SHA-256 of station.toml as read: logged at start so QA can tell what ran."""
 
@@ -247,8 +266,20 @@ def load_config(path: Path | str) -> StationConfig:
     )
     a.done()
 
-    unknown = set(doc) - {"station", "hsm", "ca", "profile", "policy", "audit"}
+    ln = _Reader(path, "line", doc.get("line", {}))
+    line = LineConfig(
+        label_source=ln.text("label_source", "manifest", choices=("manifest", "scan", "device-id")),
+        reprovision=ln.text("reprovision", "refuse", choices=("refuse", "supervisor")),
+        lock=ln.get("lock", bool, False, expected="true or false"),
+        family=ln.text("family", "cip"),
+        timeout_scale=float(ln.get("timeout_scale", (int, float), 1.0, expected="a number")),
+    )
+    if not (0.1 <= line.timeout_scale <= 20):
+        ln.fail("timeout_scale", "a number from 0.1 to 20", line.timeout_scale)
+    ln.done()
+
+    unknown = set(doc) - {"station", "hsm", "ca", "profile", "policy", "audit", "line"}
     if unknown:
         raise ConfigError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}")
     return StationConfig(path=path, station_id=station_id, hsm=hsm, ca=ca, profile=profile, policy=policy,
-                         audit=audit, sha256=hashlib.sha256(raw).hexdigest())
+                         audit=audit, line=line, sha256=hashlib.sha256(raw).hexdigest())

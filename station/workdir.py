@@ -60,6 +60,12 @@ backdate_seconds = 300
 [policy]
 allowed_keys = ["ec-p256", "ec-p384"]
 
+[line]
+label_source = "manifest"
+reprovision = "refuse"
+lock = false
+family = "cip"
+
 [audit]
 database = "audit.db"
 public_key = "ca/audit-public.pem"
