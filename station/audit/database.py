@@ -269,6 +269,14 @@ class AuditDB:
     def _checkpoint_if_due(self, event_id: int) -> None:
         if self._signer is None:
             return
+        with self._lock:
+            # A cheap read first: most writes are not due, and a write transaction for
+            # nothing would take the lock every other process is waiting for.
+            due = self._conn.execute(
+                "SELECT (SELECT COALESCE(MAX(id), 0) FROM events) - COALESCE((SELECT "
+                "last_event_id FROM checkpoints ORDER BY id DESC LIMIT 1), 0) - 1").fetchone()[0]
+        if due < self._every:
+            return
         try:
             self._write_checkpoint(due_only=True)
         except CheckpointFailed as exc:

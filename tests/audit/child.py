@@ -4,6 +4,7 @@ It prints one line per step so the parent can act at a known point without timin
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -70,6 +71,16 @@ def crash(directory: Path) -> None:
         say(n)
 
 
+def burst(directory: Path) -> None:
+    """Wait for "go" on stdin, then append 60 events as fast as possible."""
+    with AuditDB.open(directory / "audit.db", station_id=STATION) as db:
+        say("ready")
+        sys.stdin.readline()
+        for n in range(60):
+            db.log_event("burst", data={"pid": os.getpid(), "n": n})
+    say("done")
+
+
 if __name__ == "__main__":
     mode, where = sys.argv[1], Path(sys.argv[2])
-    {"open": try_open, "fill": fill_disk, "crash": crash}[mode](where)
+    {"open": try_open, "fill": fill_disk, "crash": crash, "burst": burst}[mode](where)

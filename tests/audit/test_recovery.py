@@ -83,3 +83,23 @@ def test_recovery_leaves_the_work_of_a_live_writer_alone(db_path):
         # Once that writer has gone, its unconfirmed reservation is.
         cli_run.close()
         assert station.recover_after_crash()["certificates_undelivered"] == [0x77]
+
+
+def test_processes_writing_at_once_keep_one_chain(db_path):
+    AuditDB.open(db_path, station_id=STATION).close()
+    procs = [subprocess.Popen([sys.executable, str(CHILD), "burst", str(db_path.parent)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "ready"
+    for proc in procs:  # released together: their writes interleave
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    for proc in procs:
+        assert proc.stdout.readline().strip() == "done"
+        proc.wait(timeout=30)
+        proc.stdin.close()
+        proc.stdout.close()
+    report = verify(db_path)
+    assert report.ok, report.reason
+    assert report.events_checked == 180
