@@ -73,10 +73,7 @@ def verify(path: Path, audit_public_key: ec.EllipticCurvePublicKey | None = None
         raise TypeError("the audit public key must be an EC public key")
     if not path.is_file():
         raise AuditUnreadable(f"no audit database at {path}")
-    try:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise AuditUnreadable(f"cannot open audit database {path}: {exc}") from exc
+    conn = _open_read_only(path)
     report = VerifyReport(ok=True, signatures_checked=audit_public_key is not None)
     try:
         _check(conn, path, audit_public_key, report)
@@ -88,6 +85,32 @@ def verify(path: Path, audit_public_key: ec.EllipticCurvePublicKey | None = None
     finally:
         conn.close()
     return report
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    uri = path.resolve().as_uri()
+    conn = None
+    try:
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True)
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        return conn
+    except sqlite3.Error as exc:
+        if conn is not None:
+            conn.close()
+        if getattr(exc, "sqlite_errorname", "") != "SQLITE_CANTOPEN":
+            raise AuditUnreadable(f"{path} is not a readable audit database ({exc})") from exc
+    # A WAL database in a read-only directory (QA's copy on read-only media): a reader needs
+    # to create the -shm index, which it cannot. With no WAL content to miss, the file can be
+    # read as immutable; with WAL content, reading it that way would verify a stale log.
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise AuditUnreadable(f"cannot open {path} read-only: its {wal.name} holds recent "
+                              "events and the directory is not writable; copy both files "
+                              "to a writable directory")
+    try:
+        return sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error as exc:
+        raise AuditUnreadable(f"cannot open audit database {path}: {exc}") from exc
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params=()):

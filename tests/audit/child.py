@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from station.audit import AuditDB, AuditWriteFailed, verify  # noqa: E402
+from station.audit import AuditDB, AuditUnreadable, AuditWriteFailed, verify  # noqa: E402
 from tests.audit.conftest import STATION, build_certificate, spki_sha256  # noqa: E402
 
 
@@ -71,6 +71,14 @@ def crash(directory: Path) -> None:
         say(n)
 
 
+def check(directory: Path) -> None:
+    try:
+        report = verify(directory / "audit.db")
+        say("ok" if report.ok else "bad", report.events_checked)
+    except AuditUnreadable as exc:
+        say("AuditUnreadable", exc)
+
+
 def burst(directory: Path) -> None:
     """Wait for "go" on stdin, then append 60 events as fast as possible."""
     with AuditDB.open(directory / "audit.db", station_id=STATION) as db:
@@ -83,4 +91,4 @@ def burst(directory: Path) -> None:
 
 if __name__ == "__main__":
     mode, where = sys.argv[1], Path(sys.argv[2])
-    {"open": try_open, "fill": fill_disk, "crash": crash, "burst": burst}[mode](where)
+    {"open": try_open, "fill": fill_disk, "crash": crash, "burst": burst, "verify": check}[mode](where)

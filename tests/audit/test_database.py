@@ -257,3 +257,73 @@ def test_data_that_is_not_json_is_refused_and_nothing_is_written(audit_db, db_pa
     with pytest.raises(ValueError, match="not JSON-serialisable"):
         audit_db.log_event("x", data={"when": object()})
     assert events(db_path) == []
+
+
+class TokenGoneSigner(ec.EllipticCurvePrivateKey):
+    """Stands where the HSM signer does (an EllipticCurvePrivateKey subclass whose sign() goes
+    to the token), with a token that has been unplugged."""
+
+    def __init__(self, key):
+        self._key = key
+
+    def sign(self, data, signature_algorithm):
+        raise RuntimeError("token removed")
+
+    def public_key(self):
+        return self._key.public_key()
+
+    curve = property(lambda self: self._key.curve)
+    key_size = property(lambda self: self._key.key_size)
+
+    def exchange(self, *args):
+        raise NotImplementedError
+
+    def private_numbers(self):
+        raise NotImplementedError
+
+    def private_bytes(self, *args):
+        raise NotImplementedError
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def test_failed_checkpoint_signature_is_reported_and_the_event_kept(db_path, audit_key):
+    from station.audit import CheckpointFailed
+
+    with AuditDB.open(db_path, station_id=STATION, checkpoint_every=3) as db:
+        db.set_checkpoint_signer(TokenGoneSigner(audit_key))
+        db.log_event("a")
+        db.log_event("b")
+        db.log_event("c")
+        with pytest.raises(CheckpointFailed, match="could not be signed: token removed") as exc:
+            db.log_event("d")
+        assert exc.value.event_id == 4
+    assert [k for k, _ in events(db_path)] == ["a", "b", "c", "d"]
+    assert verify(db_path).ok
+
+
+def test_checkpoint_without_a_signer_is_refused(audit_db):
+    from station.audit import CheckpointFailed
+
+    with pytest.raises(CheckpointFailed, match="no audit signing key"):
+        audit_db.checkpoint()
+
+
+def test_verify_never_writes_the_file(audit_db, issue, db_path):
+    issue(audit_db, "D1", "verified")
+    audit_db.close()
+    before = db_path.read_bytes()
+    assert verify(db_path).ok
+    assert db_path.read_bytes() == before
+    # A WAL reader may create the -shm index and an empty -wal; it never writes a frame.
+    wal = db_path.with_name("audit.db-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+
+
+def test_empty_database_verifies(audit_db, db_path):
+    report = verify(db_path)
+    assert report.ok and report.events_checked == 0 and report.head_event_id == 0

@@ -67,6 +67,30 @@ def test_read_only_mount_is_refused_at_open(tmp_path):
                      "(its directory is not writable)"]
 
 
+@needs_namespace
+def test_verify_reads_a_copy_on_read_only_media(tmp_path):
+    make_db(tmp_path)
+    lines = in_namespace(f"mount --bind {tmp_path} {tmp_path} && "
+                         f"mount -o remount,bind,ro {tmp_path}", "verify", tmp_path)
+    assert lines == ["ok 1"]
+
+
+@needs_namespace
+def test_verify_refuses_a_stale_read_on_read_only_media(tmp_path):
+    db = AuditDB.open(make_db(tmp_path), station_id=STATION)
+    db.log_event("only-in-the-wal")
+    # Freeze the files while the writer still holds recent events in the -wal.
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    for name in ("audit.db", "audit.db-wal"):
+        (frozen / name).write_bytes((tmp_path / name).read_bytes())
+    db.close()
+    lines = in_namespace(f"mount --bind {frozen} {frozen} && "
+                         f"mount -o remount,bind,ro {frozen}", "verify", frozen)
+    assert len(lines) == 1 and lines[0].startswith("AuditUnreadable ")
+    assert "holds recent events and the directory is not writable" in lines[0]
+
+
 @pytest.fixture
 def shared_dir():
     # pytest's tmp_path sits under a 0700 root directory an unprivileged user cannot enter.
