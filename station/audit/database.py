@@ -673,6 +673,9 @@ def _open_failure(exc: sqlite3.Error, path: Path) -> Exception:
     name = getattr(exc, "sqlite_errorname", "") or ""
     if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
         return AuditUnreadable(f"{path} is not a readable audit database ({exc})")
+    if name.startswith("SQLITE_CANTOPEN") and not path.parent.is_dir():
+        return AuditWriteFailed(f"cannot create audit database {path}: the directory "
+                                f"{path.parent} does not exist")
     if name.startswith("SQLITE_CANTOPEN") and not os.access(path.parent, os.W_OK):
         return AuditWriteFailed(f"audit database is read-only: {path} "
                                 "(its directory is not writable)")

@@ -163,3 +163,11 @@ def test_closed_database_refuses_writes(db_path):
     db.close()
     with pytest.raises(AuditWriteFailed, match="closed"):
         db.log_event("late")
+
+
+def test_missing_directory_is_named(tmp_path):
+    path = tmp_path / "no-such-dir" / "audit.db"
+    with pytest.raises(AuditWriteFailed) as failed:
+        AuditDB.open(path, station_id=STATION)
+    assert str(failed.value) == (f"cannot create audit database {path}: the directory "
+                                 f"{path.parent} does not exist")
