@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timezone
+from enum import Enum
+from pathlib import PurePath
 
 GENESIS_HASH = "0" * 64
 
@@ -18,10 +20,28 @@ HASHED_COLUMNS = (
 )
 
 
+def _plain(value):
+    """The JSON form of the few non-JSON types engine events carry; anything else is refused
+    rather than logged as an unreadable repr."""
+    if isinstance(value, datetime):
+        return utc_timestamp(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
 def canonical_json(value) -> bytes:
-    """UTF-8 JSON with sorted keys and no whitespace. NaN/Infinity are refused (not JSON)."""
+    """UTF-8 JSON with sorted keys and no whitespace. NaN/Infinity are refused (not JSON).
+    datetimes become UTC timestamps, enums their value, paths text, bytes hex, sets sorted
+    lists."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+                      allow_nan=False, default=_plain).encode("utf-8")
 
 
 def event_hash(row: dict) -> str:

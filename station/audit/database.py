@@ -34,6 +34,12 @@ from station.errors import ConfigError, PolicyRefusal
 DEFAULT_BUSY_TIMEOUT = 10.0
 
 
+def _text(value) -> str | None:
+    """Identifiers (slot, device, batch, operator) are stored as TEXT. SQLite would turn an int
+    slot into text on the way in, and the hash, computed before, would then not match."""
+    return None if value is None else str(value)
+
+
 def _hex_digest(value: str, what: str) -> str:
     text = (value or "").strip().lower().replace(":", "")
     if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
@@ -184,8 +190,9 @@ class AuditDB:
             raise ValueError(f"event {kind!r}: data is not JSON-serialisable ({exc})") from exc
         prev_id, prev_hash = self._head()
         row = {"id": prev_id + 1, "ts": utc_timestamp(), "station_id": self.station_id,
-               "kind": kind, "operator": operator, "batch_id": batch_id, "slot": slot,
-               "device_id": device_id, "data": text, "prev_hash": prev_hash}
+               "kind": str(kind), "operator": _text(operator), "batch_id": _text(batch_id),
+               "slot": _text(slot), "device_id": _text(device_id), "data": text,
+               "prev_hash": prev_hash}
         row["hash"] = event_hash(row)
         self._db["events"].insert(row)
         return row["id"]
@@ -397,11 +404,12 @@ class AuditDB:
 
         Raises: AuditWriteFailed; ValueError (empty device_id, unknown state).
         """
-        if not device_id:
+        if device_id is None or device_id == "":
             raise ValueError("device_id must not be empty")
         _check_device_state(state)
+        device_id = _text(device_id)
         fields = {"model": model, "hw_rev": hw_rev, "fw_version": fw_version, "label": label,
-                  "batch_id": batch_id, "state": state}
+                  "batch_id": _text(batch_id), "state": state}
         with self._transaction():
             self._db["devices"].upsert({
                 "device_id": device_id, "station_id": self.station_id, "reason": None,
@@ -422,6 +430,7 @@ class AuditDB:
         self._checkpoint_if_due(event_id)
 
     def _set_device_state(self, device_id: str, state: str, reason: str | None) -> int:
+        device_id = _text(device_id)
         row = self._conn.execute("SELECT state, batch_id FROM devices WHERE device_id = ?",
                                  (device_id,)).fetchone()
         if row is None:
@@ -455,6 +464,7 @@ class AuditDB:
         """
         serial_text = serial_hex(serial)
         digest = _hex_digest(spki_sha256, "spki_sha256")
+        device_id, batch_id, slot, operator = map(_text, (device_id, batch_id, slot, operator))
         if not subject:
             raise ValueError("subject must not be empty")
         record = {"serial": serial_text, "spki_sha256": digest, "subject": subject,
@@ -591,7 +601,7 @@ class AuditDB:
         Raises: AuditUnreadable.
         """
         rows = self._read("SELECT * FROM certificates WHERE device_id = ? "
-                          "ORDER BY reserved_at, serial", (device_id,))
+                          "ORDER BY reserved_at, serial", (_text(device_id),))
         for row in rows:
             row["serial_hex"] = row["serial"]
             row["serial"] = int(row["serial"], 16)

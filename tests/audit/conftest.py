@@ -56,7 +56,7 @@ def audit_db(db_path):
 
 def build_certificate(ca_key, device_key, serial: int, device_id: str) -> Issued:
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, str(device_id))])
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(device_key.public_key()).serial_number(serial)
             .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=365))

@@ -327,3 +327,32 @@ def test_verify_never_writes_the_file(audit_db, issue, db_path):
 def test_empty_database_verifies(audit_db, db_path):
     report = verify(db_path)
     assert report.ok and report.events_checked == 0 and report.head_event_id == 0
+
+
+def test_numeric_slot_and_device_ids_do_not_break_the_chain(audit_db, issue, db_path):
+    # SQLite stores an int given for a TEXT column as text; hashing the int would then make
+    # an untouched row look edited.
+    audit_db.log_event("scan", slot=3, device_id=1234, batch_id=7, operator=42)
+    audit_db.upsert_device(99, model="m", hw_rev="A", fw_version="1", label=None,
+                           batch_id=None, state="detected")
+    audit_db.set_device_state(99, "in-flight")
+    issue(audit_db, 99, "delivered", slot=2)
+    assert [c["slot"] for c in audit_db.certificates_for_device(99)] == ["2"]
+    report = verify(db_path)
+    assert report.ok, report.reason
+
+
+def test_common_non_json_values_in_event_data_are_written_plainly(audit_db, db_path):
+    import enum
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    class Colour(enum.Enum):
+        RED = "red"
+
+    audit_db.log_event("x", data={"at": datetime(2026, 1, 2, tzinfo=timezone.utc),
+                                  "colour": Colour.RED, "port": Path("/dev/ttyACM0"),
+                                  "raw": b"\x01\xff", "tags": {"b", "a"}})
+    assert events(db_path)[0][1] == {"at": "2026-01-02T00:00:00.000000Z", "colour": "red",
+                                     "port": "/dev/ttyACM0", "raw": "01ff", "tags": ["a", "b"]}
+    assert verify(db_path).ok
