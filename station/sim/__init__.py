@@ -1,0 +1,3 @@
+"""The reference device simulator (docs/simulator.md): the protocol state machine of a
+device (device.py) over a flash folder (store.py), fault injection (faults.py), and the
+server that puts devices on real pseudo-terminals (pty_server.py)."""
