@@ -6,6 +6,7 @@ from station.cli.bench import bench_group
 from station.cli.ca import ca_group
 from station.cli.init import init_command
 from station.cli.issue import issue_command
+from station.cli.sim import sim_command
 
 ALL: list = []
 ALL.append(init_command)
@@ -13,3 +14,4 @@ ALL.append(ca_group)
 ALL.append(issue_command)
 ALL.append(bench_group)
 ALL.append(audit_group)
+ALL.append(sim_command)

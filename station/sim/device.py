@@ -77,6 +77,10 @@ class Device:
         self._discarding = False
         self._reset_session()
 
+    @property
+    def device_id(self) -> str:
+        return self.identity.device_id
+
     def _reset_session(self) -> None:
         """RAM state: what a power cycle or HELLO forgets."""
         self._transfer: tuple[ObjectKind, PayloadAssembler] | None = None
@@ -118,10 +122,12 @@ class Device:
         if frame.seq == 0:
             return Answer(encode_error(0, ErrorCode.SYNTAX, "seq 0 is reserved for the device"))
         verb = Verb(frame.verb) if frame.verb in Verb.__members__ else None
-        if verb is not None:
-            wire = self._wire_fault(verb)
-            if wire is not None:
-                return wire
+        if verb is not None and self.faults.fire(FaultKind.STALL, verb):
+            self.stalled = True
+            return None
+        if verb is not None and self.faults.fire(FaultKind.DISCONNECT, verb):
+            self.disconnected = True
+            return Answer(b"", 0.0, "disconnect")
         request_crc = line.rstrip(b"\r\n")[-4:].decode().upper()
         if verb is not Verb.HELLO and self._last and self._last[0] == frame.seq:
             if self._last[1] == request_crc:
@@ -138,15 +144,6 @@ class Device:
             return Answer(b"", 0.0, "disconnect")
         self._last = (frame.seq, request_crc, answer)
         return self._send(answer, verb, work)
-
-    def _wire_fault(self, verb: Verb) -> Answer | None:
-        if self.faults.fire(FaultKind.STALL, verb):
-            self.stalled = True
-            return None
-        if self.faults.fire(FaultKind.DISCONNECT, verb):
-            self.disconnected = True
-            return Answer(b"", 0.0, "disconnect")
-        return None
 
     def _send(self, answer: bytes, verb: Verb | None, work: float = 0.0) -> Answer:
         """Apply the output faults on the way out; the replay cache keeps the clean answer."""

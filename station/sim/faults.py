@@ -109,8 +109,9 @@ class FaultPlan:
     def specs(self) -> list[FaultSpec]:
         return [spec for spec, _ in self._left]
 
-    def fire(self, kind: FaultKind, verb: Verb | None = None) -> bool:
+    def fire(self, kind: FaultKind, verb: Verb | str | None = None) -> bool:
         """True if a fault of this kind (for this verb) applies now; uses up one count."""
+        verb = Verb(verb) if verb is not None else None
         with self._lock:
             for i, (spec, left) in enumerate(self._left):
                 if spec.kind is kind and (spec.verb is None or spec.verb is verb) and left != 0:

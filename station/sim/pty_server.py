@@ -1,0 +1,184 @@
+"""Simulated devices on real pseudo-terminals: the station opens each slave path with
+pyserial exactly as it opens a USB serial port.
+
+One thread per device, blocked in select() on the pty master and a stop pipe: no polling,
+so a line of 16 devices costs nothing while idle. Output is paced at the configured baud
+rate (10 bits a byte) and KEYGEN answers wait the configured key-generation time, so the
+station's timeouts meet realistic delays.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import select
+import threading
+import tty
+from pathlib import Path
+
+from station.link.codec import KeyType
+from station.sim.device import Device, Identity, derive_device_id
+from station.sim.faults import FaultPlan, FaultSpec
+from station.sim.store import DeviceStore
+
+SEED_FILE = "line-seed"
+_PACE_BLOCK = 64  # bytes written per pacing step: ~5.6 ms at 115200 baud
+
+
+class _PortServer:
+    """One device on one pty, served by one thread until stopped or disconnected."""
+
+    def __init__(self, device: Device, baud: int):
+        self.device = device
+        self.baud = baud
+        self._master, self._slave = os.openpty()
+        # Raw from the start: no echo or CR/LF translation before the station configures it.
+        tty.setraw(self._slave)
+        os.set_blocking(self._master, False)
+        self.path = os.ttyname(self._slave)
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        self._thread = threading.Thread(target=self._serve, name=f"sim-{device.identity.device_id}",
+                                        daemon=True)
+        self.connected = True
+        self._close_lock = threading.Lock()  # the thread (disconnect) and stop() both close
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        os.write(self._wake_w, b"x")
+        self._thread.join(timeout=10)
+        self._close_pty()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+
+    def _close_pty(self) -> None:
+        # Closing the master makes the station's reads fail with EIO: the port vanished.
+        with self._close_lock:
+            if self.connected:
+                self.connected = False
+                os.close(self._master)
+                os.close(self._slave)
+
+    def _serve(self) -> None:
+        # We hold the slave open ourselves, so the master never reads EIO while the station
+        # has the port closed (that would make select() spin).
+        while not self._stop.is_set():
+            readable, _, _ = select.select([self._master, self._wake_r], [], [])
+            if self._wake_r in readable:
+                return
+            try:
+                data = os.read(self._master, 4096)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EIO:
+                    return
+                raise
+            for answer in self.device.feed(data):
+                if answer.work_s and self._stop.wait(answer.work_s):
+                    return
+                if answer.data and not self._send(answer.data):
+                    return
+                if answer.then == "disconnect":
+                    self._close_pty()
+                    return
+
+    def _send(self, data: bytes) -> bool:
+        pos = 0
+        while pos < len(data):
+            _, writable, _ = select.select([self._wake_r], [self._master], [], 1.0)
+            if self._stop.is_set():
+                return False
+            if not writable:
+                continue  # the station is not reading; the pty buffer is full
+            try:
+                n = os.write(self._master, data[pos:pos + _PACE_BLOCK])
+            except BlockingIOError:
+                continue
+            pos += n
+            if self._stop.wait(n * 10 / self.baud):
+                return False
+        return True
+
+
+class SimulatedLine:
+    """`count` simulated devices, each on its own pty, their flash under `store` (one folder
+    per device id).
+
+        with SimulatedLine(4, tmp_path, keygen_ms=50, faults={2: ["stall@COMMIT"]}) as line:
+            serial.Serial(line.ports[0], timeout=1)
+
+    Device i's id derives from the line's seed and i: the same store (its `line-seed` file)
+    or the same `seed` gives the same ids, so devices keep their identity and flash across
+    restarts. `faults` maps a device index to FaultSpec objects or strings.
+    """
+
+    def __init__(self, count: int, store: str | os.PathLike, *, baud: int = 115200,
+                 keygen_ms: float = 300, faults: dict[int, list] | None = None,
+                 seed: str | None = None, model: str = "SIM-1",
+                 key_types: tuple[KeyType, ...] = tuple(KeyType)):
+        if count < 1:
+            raise ValueError("a line needs at least one device")
+        if baud <= 0 or keygen_ms < 0:
+            raise ValueError("baud must be positive and keygen_ms not negative")
+        faults = faults or {}
+        bad = [i for i in faults if not 0 <= i < count]
+        if bad:
+            raise ValueError(f"fault for device {bad[0]}, but devices are numbered 0..{count - 1}")
+        self.store_dir = Path(store)
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.seed = seed if seed is not None else self._stored_seed()
+        self.baud = baud
+        self.devices: list[Device] = []
+        for i in range(count):
+            identity = Identity(derive_device_id(self.seed, i), model=model)
+            plan = FaultPlan([f if isinstance(f, FaultSpec) else FaultSpec.parse(f)
+                              for f in faults.get(i, [])])
+            self.devices.append(Device(identity, DeviceStore(self.store_dir / identity.device_id),
+                                       faults=plan, keygen_s=keygen_ms / 1000,
+                                       key_types=key_types))
+        self._servers: list[_PortServer] = []
+
+    def _stored_seed(self) -> str:
+        path = self.store_dir / SEED_FILE
+        if not path.exists():
+            path.write_text(secrets.token_hex(8) + "\n")
+        return path.read_text().strip()
+
+    @property
+    def ports(self) -> list[str]:
+        return [server.path for server in self._servers]
+
+    def start(self) -> SimulatedLine:
+        if not self._servers:
+            self._servers = [_PortServer(device, self.baud) for device in self.devices]
+            for server in self._servers:
+                server.start()
+        return self
+
+    def stop(self) -> None:
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.stop()
+
+    def restart(self, index: int) -> str:
+        """Power-cycle device `index`: its RAM state is lost, its flash reloaded, and it comes
+        back on a new pty (as a replugged USB device gets a new node). Returns the new path."""
+        self._servers[index].stop()
+        old = self.devices[index]
+        old.store.load()
+        device = Device(old.identity, old.store, faults=old.faults, keygen_s=old.keygen_s,
+                        mtu=old.mtu, key_types=old.key_types)
+        self.devices[index] = device
+        self._servers[index] = _PortServer(device, self.baud)
+        self._servers[index].start()
+        return self._servers[index].path
+
+    def __enter__(self) -> SimulatedLine:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
