@@ -80,13 +80,13 @@ class FrameTooLong(DeviceProtocolError):
 
 
 class DeviceRefused(DeviceLinkError):
-    """The device answered `step` with an error. `code` is the device's numeric error code,
-    `detail` its text, both kept verbatim for the audit log."""
+    """The device answered `step` with an error. `code` is the device's error code as sent
+    (`ORDER`, `STORAGE`, ... docs/protocol.md section 5), `detail` its text; both are kept
+    verbatim for the audit log."""
 
-    def __init__(self, step: str, code: int, detail: str = "", *, port: str | None = None):
+    def __init__(self, step: str, code: str, detail: str = "", *, port: str | None = None):
         text = f" {detail}" if detail else ""
-        super().__init__(f"{_where(port)} refused {step}: ERR 0x{code:02X}{text}",
-                         step=step, port=port)
+        super().__init__(f"{_where(port)} refused {step}: ERR {code}{text}", step=step, port=port)
         self.code = code
         self.detail = detail
 

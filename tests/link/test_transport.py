@@ -169,6 +169,8 @@ def test_socket_url_peer_closing_is_disconnected():
 
     def accept_then_hang_up():
         conn, _ = server.accept()
+        # pyserial's socket:// open() flushes what already arrived: answer only when asked.
+        conn.recv(16)
         conn.sendall(b"OK hi\n")
         conn.close()
 
@@ -176,6 +178,7 @@ def test_socket_url_peer_closing_is_disconnected():
     thread.start()
     try:
         with SerialTransport(f"socket://127.0.0.1:{port}") as t:
+            t.send(b"HELLO", step="HELLO")
             assert t.receive(step="HELLO", timeout=2.0) == b"OK hi"
             with pytest.raises(DeviceDisconnected):
                 t.receive(step="KEYGEN", timeout=2.0)
