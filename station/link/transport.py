@@ -17,6 +17,7 @@ driver (and so its own transport) used from that slot's worker thread only.
 """
 from __future__ import annotations
 
+import termios
 import time
 
 import serial
@@ -159,9 +160,11 @@ class SerialTransport:
             self._serial.timeout = remaining
             waiting = self._serial.in_waiting
             return self._serial.read(max(1, min(waiting, self.frame_limit + 1)))
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:
             # On a pty whose other end closed, and on an unplugged USB adapter, the read
             # fails with EIO or "readiness to read but returned no data": the device is gone.
+            # Setting the timeout re-applies the port settings (tcsetattr), and on a vanished
+            # pty that raises termios.error, which is not an OSError.
             raise DeviceDisconnected(step, port=self.port, detail=_describe(exc)) from exc
 
 
