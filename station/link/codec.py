@@ -13,11 +13,11 @@ Constants
     NONCE_LEN                               32: PROVE nonce length in bytes
 Enums
     Verb            request verbs (HELLO, BEGIN, PUT, END, KEYGEN, GET, COMMIT, PROVE, LOCK, ABORT)
-                    and answer verbs (OK, ERR)
+                    and answer verbs (OK, ERR); REQUEST_VERBS is the request subset
     ErrorCode       ERR codes; `.meaning` is the documented text, `.resend_safe` says whether
                     the station may resend the same frame after this error
     ObjectKind      payload names: subject, cert, chain, anchors (station -> device),
-                    csr, sig (device -> station)
+                    csr, sig (device -> station); UPLOAD_KINDS, DOWNLOAD_KINDS
     KeyType         EC-P256, EC-P384, RSA-2048
     DeviceState     blank, provisioned, locked
     FrameErrorReason  why decode_frame refused a line

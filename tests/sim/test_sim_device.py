@@ -1,15 +1,14 @@
 """The reference device's state machine, driven with frames through the codec."""
 from __future__ import annotations
 
-import hashlib
-
 import pytest
+from hypothesis import given, settings, strategies as st
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from station.link.codec import (
-    MAX_FRAME, ErrorCode, chunk_payload, crc16_ccitt_false, decode_frame, encode_frame,
+    MAX_FRAME, REQUEST_VERBS, ErrorCode, chunk_payload, crc16_ccitt_false, decode_frame, encode_frame,
     sha256_hex,
 )
 from tests.sim.conftest import DEVICE_ID, Talk, make_device, subject_der
@@ -246,3 +245,29 @@ def test_abort_discards_staged_objects(talk, ca):
     # Nothing staged any more: COMMIT repeats the stored hashes.
     assert talk.ok("COMMIT").fields()["cert"] == sha256_hex(cert)
     assert talk("GET", "csr", "0").error_code is ErrorCode.ORDER
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=700), max_size=6))
+def test_any_input_gets_valid_frames_or_silence_never_an_exception(tmp_path_factory, pieces):
+    device = make_device(tmp_path_factory.mktemp("fuzz"))
+    for piece in pieces:
+        for answer in device.feed(piece):
+            frame = decode_frame(answer.data)
+            assert frame.is_ok or frame.is_error
+
+
+_TOKENS = st.sampled_from(["1", "0", "2", "99999999999", "subject", "cert", "chain", "anchors",
+                           "csr", "sig", "EC-P256", DEVICE_ID, "AAAA", "YWJj", "=", "x=y",
+                           "0" * 64, "ff" * 32, "-1"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(v.value for v in REQUEST_VERBS)),
+                          st.lists(_TOKENS, max_size=3)), max_size=12))
+def test_any_command_sequence_is_answered_with_its_own_seq(tmp_path_factory, commands):
+    device = make_device(tmp_path_factory.mktemp("seqfuzz"))
+    for seq, (verb, args) in enumerate(commands, start=1):
+        [answer] = device.feed(encode_frame(seq, verb, args))
+        frame = decode_frame(answer.data)
+        assert frame.seq == seq and (frame.is_ok or frame.error_code is not None)
