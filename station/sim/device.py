@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from station.link.codec import (
     MAX_FRAME, NONCE_LEN, PROTOCOL_VERSION, SUPPORTED_VERSIONS, UPLOAD_KINDS, DeviceState,
-    ErrorCode, Frame, FrameError, KeyType, ObjectKind, PayloadAssembler, PayloadError, Verb,
+    ErrorCode, Frame, FrameError, FrameErrorReason, KeyType, ObjectKind, PayloadAssembler, PayloadError, Verb,
     chunk_payload, decode_frame, encode_error, encode_ok, sha256_hex,
 )
 from station.sim.csr import build_csr, check_name_der, sign
@@ -116,7 +116,7 @@ class Device:
         try:
             frame = decode_frame(line, max_frame=self.mtu)
         except FrameError as exc:
-            if exc.reason.value == "empty":
+            if exc.reason is FrameErrorReason.EMPTY:
                 return None
             return Answer(encode_error(0, exc.reason.answer_code(), str(exc)))
         if frame.seq == 0:
@@ -148,9 +148,7 @@ class Device:
     def _send(self, answer: bytes, verb: Verb | None, work: float = 0.0) -> Answer:
         """Apply the output faults on the way out; the replay cache keeps the clean answer."""
         if verb is not None and self.faults.fire(FaultKind.CORRUPT, verb):
-            garbled = bytearray(answer)
-            garbled[len(garbled) // 2] ^= 0x01  # stays printable ASCII: only the CRC catches it
-            answer = bytes(garbled)
+            answer = _flip_a_body_bit(answer)
         elif verb is not None and self.faults.fire(FaultKind.GARBAGE, verb):
             answer = b"\x1b[0m~#boot: r\xe9set cause 0x%02X\r\n" % len(answer)
         elif verb is not None and self.faults.fire(FaultKind.OVERLONG, verb):
@@ -362,6 +360,17 @@ class Device:
     def _abort(self, args) -> list[str]:
         self._reset_session()
         return []
+
+
+def _flip_a_body_bit(frame: bytes) -> bytes:
+    """Flip the low bit of an alphanumeric byte mid-body: the result stays printable and
+    keeps its '*', so the receiver's CRC check (and only that) catches it."""
+    garbled = bytearray(frame)
+    body_end = frame.rindex(b"*")
+    pos = next(i for i in [*range(body_end // 2, body_end), *range(body_end // 2)]
+               if chr(frame[i]).isalnum())
+    garbled[pos] ^= 0x01
+    return bytes(garbled)
 
 
 def _spki(public_key) -> bytes:

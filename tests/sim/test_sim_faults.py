@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from station.link.codec import (
     MAX_FRAME, ErrorCode, FrameError, FrameErrorReason, decode_frame, encode_frame, sha256_hex,
 )
+from station.sim.device import _flip_a_body_bit
 from station.sim.faults import FaultKind, FaultPlan, FaultSpec, parse_indexed_fault
 from tests.sim.conftest import DEVICE_ID, Talk, make_device, subject_der
 
@@ -147,3 +149,15 @@ def test_bad_proof_does_not_verify(tmp_path, ca):
     public = x509.load_der_x509_certificate(cert).public_key()
     with pytest.raises(InvalidSignature):
         public.verify(signature, nonce, ec.ECDSA(hashes.SHA256()))
+
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 65535), st.sampled_from(["OK", "ERR"]),
+       st.lists(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E,
+                                               blacklist_characters="*"), min_size=1,
+                        max_size=60), max_size=5))
+def test_corruption_is_always_caught_by_the_crc(seq, verb, args):
+    with pytest.raises(FrameError) as exc:
+        decode_frame(_flip_a_body_bit(encode_frame(seq, verb, args)))
+    assert exc.value.reason is FrameErrorReason.BAD_CHECKSUM
