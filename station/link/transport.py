@@ -18,6 +18,7 @@ driver (and so its own transport) used from that slot's worker thread only.
 from __future__ import annotations
 
 import termios
+import os
 import time
 
 import serial
@@ -28,6 +29,11 @@ from station.link.errors import (
     FrameTooLong,
     PortUnavailable,
 )
+
+# What a port that went away can raise. Changing settings (pyserial re-applies them when the
+# timeout changes) or flushing calls termios, and on a vanished pty termios raises
+# termios.error with EIO, which is not an OSError.
+PORT_ERRORS = (serial.SerialException, OSError, termios.error)
 
 DEFAULT_FRAME_LIMIT = 512
 DEFAULT_BAUDRATE = 115200
@@ -58,7 +64,7 @@ class SerialTransport:
             self._serial = serial.serial_for_url(
                 port, baudrate=baudrate, timeout=0, write_timeout=write_timeout,
                 exclusive=True)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except (*PORT_ERRORS, ValueError) as exc:
             raise PortUnavailable(port, _describe(exc)) from exc
 
     # -- frames -------------------------------------------------------------------------
@@ -84,7 +90,7 @@ class SerialTransport:
             self._serial.flush()
         except serial.SerialTimeoutException as exc:
             raise DeviceTimeout(step, self._serial.write_timeout or 0, port=self.port) from exc
-        except (serial.SerialException, OSError) as exc:
+        except PORT_ERRORS as exc:
             raise DeviceDisconnected(step, port=self.port, detail=_describe(exc)) from exc
 
     def receive(self, *, step: str, timeout: float) -> bytes:
@@ -112,14 +118,14 @@ class SerialTransport:
         self._discarding = False
         try:
             self._serial.reset_input_buffer()
-        except (serial.SerialException, OSError):
+        except PORT_ERRORS:
             pass  # a vanished port shows on the next read, with the step named
 
     def close(self) -> None:
         """Close the port. Idempotent; never raises."""
         try:
             self._serial.close()
-        except (serial.SerialException, OSError):
+        except PORT_ERRORS:
             pass
 
     def __enter__(self) -> "SerialTransport":
@@ -160,14 +166,18 @@ class SerialTransport:
             self._serial.timeout = remaining
             waiting = self._serial.in_waiting
             return self._serial.read(max(1, min(waiting, self.frame_limit + 1)))
-        except (serial.SerialException, OSError, termios.error) as exc:
+        except PORT_ERRORS as exc:
             # On a pty whose other end closed, and on an unplugged USB adapter, the read
             # fails with EIO or "readiness to read but returned no data": the device is gone.
-            # Setting the timeout re-applies the port settings (tcsetattr), and on a vanished
-            # pty that raises termios.error, which is not an OSError.
             raise DeviceDisconnected(step, port=self.port, detail=_describe(exc)) from exc
 
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
+    if "exclusively lock" in text:
+        return "the port is in use by another program"
+    # pyserial repeats the path and errno around the OS's own words; keep those.
+    code = getattr(exc, "errno", None)
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)
     return text or type(exc).__name__
