@@ -4,6 +4,7 @@ from __future__ import annotations
 from station.cli.audit import audit_group
 from station.cli.bench import bench_group
 from station.cli.ca import ca_group
+from station.cli.conformance import conformance
 from station.cli.init import init_command
 from station.cli.issue import issue_command
 from station.cli.sim import sim_command
@@ -15,3 +16,4 @@ ALL.append(issue_command)
 ALL.append(bench_group)
 ALL.append(audit_group)
 ALL.append(sim_command)
+ALL.append(conformance)

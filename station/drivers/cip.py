@@ -59,6 +59,11 @@ FAMILY = "cip"
 WRITABLE_KINDS: frozenset[str] = frozenset({"cert", "chain", "anchors"})
 # A download larger than this is a confused device, not a CSR or a signature.
 MAX_DOWNLOAD = 16384
+# After a damaged line, how long to wait for a good one before resending. The device sends
+# one answer per request, so a damaged line is usually *the* answer and waiting out the full
+# budget (8 s for KEYGEN) would only delay the resend; a resend is always safe (replay cache),
+# and a late good answer with the same seq is still accepted during the next attempt.
+RESEND_GRACE_S = 0.25
 _PROBLEM_TEXT = {
     FrameErrorReason.BAD_CHECKSUM: "frame checksum mismatch",
     FrameErrorReason.TOO_LONG: "over-long frame",
@@ -83,6 +88,7 @@ class CipSession:
         self.mtu = MAX_FRAME  # the device's receive limit, from HELLO
         self._seq = 0
         self._greeted = False
+        self._grace = RESEND_GRACE_S * timeout_scale
 
     @property
     def port(self) -> str:
@@ -140,7 +146,8 @@ class CipSession:
         """Wait for the answer to `seq`. Returns (answer, None), or (None, problem) when the
         wait ended without one: problem is None for plain silence, else what was wrong with
         the last line that came instead. Lines that are not valid frames are skipped (boot
-        banners, noise) and so are valid frames for an earlier seq (late or replayed answers)."""
+        banners, noise), though after one the wait is cut to RESEND_GRACE_S; valid frames for
+        an earlier seq (late or replayed answers) are skipped too."""
         problem = None
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
@@ -150,11 +157,13 @@ class CipSession:
                 break
             except FrameTooLong:
                 problem = _PROBLEM_TEXT[FrameErrorReason.TOO_LONG]
+                deadline = min(deadline, time.monotonic() + self._grace)
             else:
                 try:
                     frame = decode_frame(raw)
                 except FrameError as exc:
                     problem = _PROBLEM_TEXT.get(exc.reason, f"malformed frame ({exc})")
+                    deadline = min(deadline, time.monotonic() + self._grace)
                 else:
                     if frame.seq == seq:
                         return frame, None
@@ -247,7 +256,7 @@ class CipDriver:
         """HELLO. Raises DeviceRefused (ERR VERSION) or DeviceProtocolError when the device
         speaks no version this station does or its answer lacks a required field."""
         answer = self.session.request(Verb.HELLO, str(PROTOCOL_VERSION))
-        self.identity = _parse_hello(answer, self.port)
+        self.identity = parse_hello(answer, self.port)
         mtu = int(self.identity.extra["mtu"])
         self.session.mtu = min(mtu, self.session.transport.frame_limit)
         keygen_s = self.identity.extra.get("keygen_s")
@@ -321,7 +330,9 @@ class CipDriver:
 _REQUIRED = ("id", "model", "hw", "fw", "state", "mtu")
 
 
-def _parse_hello(answer: Frame, port: str) -> DeviceIdentity:
+def parse_hello(answer: Frame, port: str) -> DeviceIdentity:
+    """The identity in a HELLO answer; DeviceProtocolError for a version this station does
+    not speak, a missing field or a value outside the spec (docs/protocol.md, HELLO)."""
     version = answer.args[0] if answer.args else ""
     if not version.isdigit() or int(version) not in SUPPORTED_VERSIONS:
         raise DeviceProtocolError("HELLO", f"unsupported protocol version {version or '(none)'} "

@@ -42,7 +42,7 @@ class DeviceTimeout(DeviceLinkError):
     def __init__(self, step: str, seconds: float, *, port: str | None = None,
                  attempts: int = 1):
         tail = f" ({attempts} attempts)" if attempts > 1 else ""
-        super().__init__(f"{_where(port)} did not answer {step} within {seconds:g} s{tail}",
+        super().__init__(f"{_where(port)} did not answer {step} within {seconds:.3g} s{tail}",
                          step=step, port=port)
         self.seconds = seconds
         self.attempts = attempts
@@ -52,8 +52,9 @@ class DeviceDisconnected(DeviceLinkError):
     """The port went away (USB unplugged, pty closed, socket dropped) while `step` ran."""
 
     def __init__(self, step: str, *, port: str | None = None, detail: str = ""):
-        tail = f" ({detail})" if detail else ""
-        super().__init__(f"{_where(port)} vanished during {step}{tail}", step=step, port=port)
+        # The OS's words (EIO, "returned no data") stay in .detail: they add nothing for an
+        # operator but help whoever debugs the fixture.
+        super().__init__(f"{_where(port)} vanished during {step}", step=step, port=port)
         self.detail = detail
 
 

@@ -85,9 +85,10 @@ class SerialTransport:
     def send_raw(self, data: bytes, *, step: str) -> None:
         """Write bytes as they are, with no framing and no limit. For the conformance kit,
         which must be able to send what a correct station never would."""
+        # No flush(): its tcdrain() has no timeout and can wait on a stopped peer forever;
+        # write() with write_timeout returns only once the kernel holds every byte.
         try:
             self._serial.write(data)
-            self._serial.flush()
         except serial.SerialTimeoutException as exc:
             raise DeviceTimeout(step, self._serial.write_timeout or 0, port=self.port) from exc
         except PORT_ERRORS as exc:

@@ -1,0 +1,335 @@
+"""The conformance suite for protocol version 1 (docs/conformance.md describes each case).
+
+Cases run in the order of `SUITE`. Each opens its own session and starts with HELLO, so one
+failing case does not spoil the next; the positive flow (keygen-csr -> write-commit ->
+prove) carries its results from case to case in `Bench.flow`, and a later step names the
+earlier one when it cannot run. Cases that need a blank device (nothing committed yet)
+report SKIP on a provisioned one rather than guess.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from contextlib import contextmanager
+from typing import Iterator
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
+
+from station.conformance.runner import Bench, Case, CaseFailed, CaseSkipped
+from station.drivers.base import DeviceIdentity
+from station.drivers.cip import CipSession, parse_hello
+from station.link.codec import (
+    MAX_FRAME, PROTOCOL_VERSION, Frame, FrameError, Verb, decode_frame, encode_frame,
+)
+from station.link.errors import DeviceRefused, DeviceTimeout, FrameTooLong
+
+_DEVICE_ID = re.compile(r"[0-9A-F]{16}")
+# A device answers a frame it could not read within HELLO's budget; the kit waits this long.
+_QUICK_ANSWER_S = 1.1
+
+
+@contextmanager
+def _session(bench: Bench) -> Iterator[tuple[CipSession, DeviceIdentity]]:
+    """A fresh port and a HELLO: the device's session state is reset, the mtu known."""
+    transport = bench.open()
+    try:
+        session = CipSession(transport, timeout_scale=bench.timeout_scale)
+        identity = parse_hello(session.request(Verb.HELLO, str(PROTOCOL_VERSION)), bench.port)
+        session.mtu = int(identity.extra["mtu"])
+        yield session, identity
+    finally:
+        transport.close()
+
+
+def _expect_refusal(session: CipSession, code: str, verb: Verb, *args: str) -> None:
+    try:
+        answer = session.request(verb, *args)
+    except DeviceRefused as refused:
+        if refused.code != code:
+            raise CaseFailed(f"{verb.value} answered ERR {refused.code}, expected ERR {code}")
+        return
+    raise CaseFailed(f"{verb.value} answered OK {' '.join(answer.args)}, expected ERR {code}")
+
+
+def _next_answer(bench: Bench, session: CipSession, step: str) -> tuple[bytes, Frame]:
+    """The next valid frame from the device, whatever its seq, with its raw line."""
+    timeout = bench.seconds(_QUICK_ANSWER_S)
+    while True:
+        try:
+            raw = session.transport.receive(step=step, timeout=timeout)
+            return raw, decode_frame(raw)
+        except (FrameError, FrameTooLong):
+            continue  # noise is allowed before an answer (docs/protocol.md section 1)
+
+
+def _raw_exchange(bench: Bench, session: CipSession, line: bytes, step: str) -> tuple[bytes, Frame]:
+    session.transport.send_raw(line, step=step)
+    try:
+        return _next_answer(bench, session, step)
+    except DeviceTimeout:
+        raise CaseFailed(f"no answer to {line[:40]!r} within "
+                         f"{bench.seconds(_QUICK_ANSWER_S):g} s") from None
+
+
+def _expect_frame_error(frame: Frame, code: str, what: str) -> None:
+    if frame.seq != 0 or not frame.is_error or frame.args[:1] != (code,):
+        raise CaseFailed(f"{what} answered {frame.seq} {frame.verb} {' '.join(frame.args)}, "
+                         f"expected 0 ERR {code}")
+
+
+def _still_answers(session: CipSession) -> None:
+    answer = session.request(Verb.HELLO, str(PROTOCOL_VERSION))
+    if not answer.is_ok:
+        raise CaseFailed("device did not recover: HELLO afterwards failed")
+
+
+# -- identity ------------------------------------------------------------------------------
+
+def hello(bench: Bench) -> None:
+    with _session(bench) as (_, identity):
+        if not _DEVICE_ID.fullmatch(identity.device_id):
+            raise CaseFailed(f"id {identity.device_id!r} is not 16 upper-case hex digits")
+        bench.flow["identity"] = identity
+
+
+def version_negotiation(bench: Bench) -> None:
+    with _session(bench) as (session, _):
+        answer = session.request(Verb.HELLO, "99")
+        if answer.args[:1] != (str(PROTOCOL_VERSION),):
+            raise CaseFailed(f"HELLO 99 answered version {answer.args[:1]}, expected "
+                             f"{PROTOCOL_VERSION} (highest not greater than asked)")
+
+
+# -- frame-level robustness ----------------------------------------------------------------
+
+def bad_checksum(bench: Bench) -> None:
+    with _session(bench) as (session, _):
+        seq = session.next_seq()
+        good = encode_frame(seq, Verb.ABORT)
+        damaged = good[:-5] + (b"0000" if not good.endswith(b"0000\n") else b"1111") + b"\n"
+        _, frame = _raw_exchange(bench, session, damaged, "ABORT")
+        _expect_frame_error(frame, "CRC", "a frame with a wrong checksum")
+        # The damaged frame must not have been executed: the same seq is still free.
+        _, frame = _raw_exchange(bench, session, good, "ABORT")
+        if frame.seq != seq or not frame.is_ok:
+            raise CaseFailed(f"the corrected frame got {frame.seq} {frame.verb} "
+                             f"{' '.join(frame.args)}, expected {seq} OK")
+
+
+def over_long_frame(bench: Bench) -> None:
+    with _session(bench) as (session, identity):
+        mtu = int(identity.extra["mtu"])
+        _, frame = _raw_exchange(bench, session, b"1 HELLO " + b"A" * max(mtu, MAX_FRAME)
+                                   + b"*0000\n", "HELLO")
+        _expect_frame_error(frame, "TOOLONG", f"a line over {mtu} bytes")
+        try:
+            extra, _ = _next_answer(bench, session, "HELLO")
+        except DeviceTimeout:
+            pass
+        else:
+            raise CaseFailed(f"device answered the over-long line twice (then {extra[:40]!r})")
+        _still_answers(session)
+
+
+def unknown_command(bench: Bench) -> None:
+    with _session(bench) as (session, _):
+        seq = session.next_seq()
+        _, frame = _raw_exchange(bench, session, encode_frame(seq, "FROBNICATE", ["1"]),
+                                 "FROBNICATE")
+        if frame.seq != seq or frame.args[:1] != ("UNKNOWN",):
+            raise CaseFailed(f"unknown verb answered {frame.seq} {frame.verb} "
+                             f"{' '.join(frame.args)}, expected {seq} ERR UNKNOWN")
+        _still_answers(session)
+
+
+# -- out of order --------------------------------------------------------------------------
+
+def put_without_begin(bench: Bench) -> None:
+    with _session(bench) as (session, _):
+        _expect_refusal(session, "ORDER", Verb.PUT, "cert", "0", "AAAA")
+        _expect_refusal(session, "ORDER", Verb.END, "cert")
+
+
+def get_before_keygen(bench: Bench) -> None:
+    with _session(bench) as (session, _):
+        _expect_refusal(session, "ORDER", Verb.GET, "csr", "0")
+        _expect_refusal(session, "ORDER", Verb.KEYGEN, "EC-P256")  # no subject staged
+
+
+def commit_before_write(bench: Bench) -> None:
+    with _session(bench) as (session, identity):
+        if identity.state == "blank":
+            _expect_refusal(session, "ORDER", Verb.COMMIT)
+        # In any state: a chain alone is not a certificate set.
+        session.upload("chain", bench.ca.chain_pem())
+        _expect_refusal(session, "ORDER", Verb.COMMIT)
+        after = parse_hello(session.request(Verb.HELLO, str(PROTOCOL_VERSION)), bench.port)
+        if after.state != identity.state:
+            raise CaseFailed(f"a refused COMMIT changed the state {identity.state} -> {after.state}")
+
+
+def prove_before_commit(bench: Bench) -> None:
+    with _session(bench) as (session, identity):
+        if identity.state != "blank":
+            raise CaseSkipped(f"needs a blank device; this one is {identity.state}")
+        _expect_refusal(session, "ORDER", Verb.PROVE, os.urandom(32).hex())
+
+
+# -- transfers and resends -----------------------------------------------------------------
+
+def interrupted_write(bench: Bench) -> None:
+    cert = bench.ca.root.public_bytes(serialization.Encoding.DER)  # any DER certificate
+    digest = hashlib.sha256(cert).hexdigest()
+    half = base64.b64encode(cert[:128]).decode()
+    with _session(bench) as (session, _):
+        # Abandoned after one chunk, then END: the partial object must not be staged.
+        session.request(Verb.BEGIN, "cert", str(len(cert)), digest)
+        session.request(Verb.PUT, "cert", "0", half)
+        _expect_refusal(session, "LENGTH", Verb.END, "cert")
+        session.upload("chain", bench.ca.chain_pem())
+        _expect_refusal(session, "ORDER", Verb.COMMIT)
+        # Abandoned after one chunk, then restarted with BEGIN: only the new transfer counts.
+        session.request(Verb.BEGIN, "cert", str(len(cert)), digest)
+        session.request(Verb.PUT, "cert", "0", half)
+        session.chunk_size = 100  # different chunk borders: stale bytes would break the hash
+        if session.upload("cert", cert) != digest:
+            raise CaseFailed("restarted transfer staged different bytes")
+        session.request(Verb.ABORT)
+
+
+def replayed_sequence(bench: Bench) -> None:
+    chain = bench.ca.chain_pem()
+    with _session(bench) as (session, _):
+        seq = session.next_seq()
+        begin = encode_frame(seq, Verb.BEGIN, ["chain", str(len(chain)),
+                                               hashlib.sha256(chain).hexdigest()])
+        first, _ = _raw_exchange(bench, session, begin, "BEGIN")
+        again, _ = _raw_exchange(bench, session, begin, "BEGIN")
+        if again != first:
+            raise CaseFailed(f"a resent frame got {again!r}, not the same answer {first!r}")
+        seq = session.next_seq()
+        put = encode_frame(seq, Verb.PUT, ["chain", "0", base64.b64encode(chain[:120]).decode()])
+        first, _ = _raw_exchange(bench, session, put, "PUT")
+        again, _ = _raw_exchange(bench, session, put, "PUT")
+        if again != first or not first.split(b" ")[-1].startswith(b"120*"):
+            raise CaseFailed(f"a resent PUT got {again!r} after {first!r}: it must be answered "
+                             "the same and not add the chunk twice")
+        _, frame = _raw_exchange(bench, session, encode_frame(seq, Verb.ABORT), "ABORT")
+        if frame.seq != seq or frame.args[:1] != ("SEQ",):
+            raise CaseFailed(f"a new request reusing seq {seq} got {frame.verb} "
+                             f"{' '.join(frame.args)}, expected ERR SEQ")
+
+
+# -- the positive flow ---------------------------------------------------------------------
+
+def keygen_csr(bench: Bench) -> None:
+    subject = x509.Name([
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Station conformance kit"),
+        x509.NameAttribute(NameOID.SERIAL_NUMBER, os.urandom(8).hex().upper()),
+        x509.NameAttribute(NameOID.COMMON_NAME, f"conformance-{os.urandom(4).hex()}"),
+    ]).public_bytes()
+    with _session(bench) as (session, _):
+        session.upload("subject", subject)
+        announce = session.request(Verb.KEYGEN, "EC-P256")
+        der = session.download(announce, "csr", "KEYGEN")
+    try:
+        csr = x509.load_der_x509_csr(der)
+    except ValueError as exc:
+        raise CaseFailed(f"CSR is not DER PKCS#10: {exc}") from None
+    if not csr.is_signature_valid:
+        raise CaseFailed("CSR signature does not verify with its own public key")
+    if csr.subject.public_bytes() != subject:
+        raise CaseFailed(f"CSR subject {csr.subject.rfc4514_string()!r} is not the one sent")
+    key = csr.public_key()
+    if not (isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"):
+        raise CaseFailed(f"asked for EC-P256, CSR holds a {type(key).__name__} "
+                         f"({getattr(key, 'key_size', '?')} bits)")
+    bench.flow["csr"] = csr
+
+
+def write_commit(bench: Bench) -> None:
+    csr = _needs(bench, "csr", "keygen-csr")
+    cert = bench.ca.issue(csr)
+    objects = {"cert": cert.public_bytes(serialization.Encoding.DER),
+               "chain": bench.ca.chain_pem(), "anchors": bench.ca.anchors_pem()}
+    with _session(bench) as (session, _):
+        for kind, data in objects.items():
+            session.upload(kind, data)
+        fields = session.request(Verb.COMMIT).fields()
+        for kind, data in objects.items():
+            if fields.get(kind, "").lower() != hashlib.sha256(data).hexdigest():
+                raise CaseFailed(f"COMMIT reports {kind}={fields.get(kind, '(missing)')[:16]}..., "
+                                 f"written {hashlib.sha256(data).hexdigest()[:16]}...")
+        after = parse_hello(session.request(Verb.HELLO, str(PROTOCOL_VERSION)), bench.port)
+        if after.state != "provisioned":
+            raise CaseFailed(f"after COMMIT the device says state={after.state}")
+    bench.flow["cert"] = cert
+
+
+def prove(bench: Bench) -> None:
+    cert = _needs(bench, "cert", "write-commit")
+    nonce = os.urandom(32)
+    with _session(bench) as (session, _):
+        signature = session.download(session.request(Verb.PROVE, nonce.hex()), "sig", "PROVE")
+    key = cert.public_key()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, nonce, padding.PKCS1v15(), hashes.SHA256())
+        else:
+            key.verify(signature, nonce, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError):
+        raise CaseFailed("PROVE signature does not verify with the committed certificate's "
+                         "key") from None
+
+
+def lock(bench: Bench) -> None:
+    _needs(bench, "cert", "write-commit")
+    with _session(bench) as (session, identity):
+        wrong = f"{int(identity.device_id, 16) ^ 1:016X}"
+        _expect_refusal(session, "CONFIRM", Verb.LOCK, wrong)
+        session.request(Verb.LOCK, identity.device_id)
+        _expect_refusal(session, "LOCKED", Verb.BEGIN, "subject", "1", "00" * 32)
+        after = parse_hello(session.request(Verb.HELLO, str(PROTOCOL_VERSION)), bench.port)
+        if after.state != "locked":
+            raise CaseFailed(f"after LOCK the device says state={after.state}")
+
+
+def _needs(bench: Bench, key: str, case: str):
+    try:
+        return bench.flow[key]
+    except KeyError:
+        raise CaseFailed(f"not run: needs case {case} to pass first") from None
+
+
+SUITE: list[Case] = [
+    Case("hello", "HELLO answers version 1 and a well-formed identity", hello),
+    Case("version-negotiation", "HELLO 99 is answered with version 1", version_negotiation),
+    Case("bad-checksum", "a frame with a wrong CRC gets 0 ERR CRC and is not executed",
+         bad_checksum),
+    Case("over-long-frame", "a line over the mtu gets one 0 ERR TOOLONG, then the link works",
+         over_long_frame),
+    Case("unknown-command", "an unknown verb gets ERR UNKNOWN with its seq", unknown_command),
+    Case("put-without-begin", "PUT and END without BEGIN get ERR ORDER", put_without_begin),
+    Case("get-before-keygen", "GET csr and KEYGEN without a subject get ERR ORDER",
+         get_before_keygen),
+    Case("commit-before-write", "COMMIT without cert and chain gets ERR ORDER, state unchanged",
+         commit_before_write),
+    Case("prove-before-commit", "PROVE on a blank device gets ERR ORDER", prove_before_commit),
+    Case("interrupted-write", "an abandoned upload is never staged; a restart counts alone",
+         interrupted_write),
+    Case("replayed-sequence", "a resent frame gets the identical answer, executed once; "
+         "a reused seq with new content gets ERR SEQ", replayed_sequence),
+    Case("keygen-csr", "KEYGEN gives a CSR with a valid signature and exactly the subject sent",
+         keygen_csr),
+    Case("write-commit", "cert, chain, anchors written; COMMIT reports their SHA-256",
+         write_commit),
+    Case("prove", "PROVE signs a nonce with the committed key", prove),
+    Case("lock", "LOCK needs the device id, then refuses provisioning (IRREVERSIBLE)", lock,
+         irreversible=True),
+]
