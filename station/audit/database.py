@@ -593,6 +593,13 @@ class AuditDB:
             event_id = self._change_status(old, target, f"replaced by 0x{newer['serial']}")
         return event_id
 
+    def devices_with_label(self, label: str) -> list[dict]:
+        """Every device this database has bound to `label` (a label belongs to one device).
+
+        Returns: dicts with the devices table's columns. Raises: AuditUnreadable.
+        """
+        return self._read("SELECT * FROM devices WHERE label = ? ORDER BY device_id", (label,))
+
     def certificates_for_device(self, device_id: str) -> list[dict]:
         """All certificates ever reserved for `device_id`, oldest first.
 

@@ -5,8 +5,10 @@ from station.cli.audit import audit_group
 from station.cli.bench import bench_group
 from station.cli.ca import ca_group
 from station.cli.conformance import conformance
+from station.cli.demo import demo_command
 from station.cli.init import init_command
 from station.cli.issue import issue_command
+from station.cli.run import run_command
 from station.cli.sim import sim_command
 
 ALL: list = []
@@ -15,5 +17,7 @@ ALL.append(ca_group)
 ALL.append(issue_command)
 ALL.append(bench_group)
 ALL.append(audit_group)
+ALL.append(run_command)
+ALL.append(demo_command)
 ALL.append(sim_command)
 ALL.append(conformance)

@@ -1,0 +1,28 @@
+"""`station demo --headless`: init if needed, simulated devices, one batch, exit 0 if all passed."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from station.cli.run import finish
+from station.demo import run_demo
+
+
+@click.command("demo")
+@click.option("--headless", is_flag=True, required=True, help="Run without the operator UI (required for now).")
+@click.option("--devices", default=16, show_default=True, type=click.IntRange(1, 512), help="Simulated devices.")
+@click.option("--slots", default=8, show_default=True, type=click.IntRange(1, 64), help="Fixture slots.")
+@click.option("--workdir", default=Path("station-demo"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Station work directory.")
+@click.option("--keygen-ms", default=300, show_default=True, type=click.IntRange(0, 60000),
+              help="Simulated key-generation time.")
+@click.option("--baud", default=115200, show_default=True, type=click.IntRange(1200, 4000000),
+              help="Simulated line speed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on the last line.")
+@click.pass_context
+def demo_command(ctx, headless, devices, slots, workdir, keygen_ms, baud, as_json):
+    """Run the whole product on embedded defaults: SoftHSM2 token, simulated devices, local SQLite."""
+    summary = run_demo(workdir, devices=devices, slots=slots, keygen_ms=keygen_ms, baud=baud,
+                       say=lambda m: click.echo(m, err=True))
+    ctx.exit(finish(summary, as_json))

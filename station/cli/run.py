@@ -1,0 +1,56 @@
+"""`station run --headless`: run a batch on the line without a UI."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from station.config import load_config
+from station.errors import ExitCode, UsageError
+from station.headless import run_batch
+
+
+def parse_ports(values: tuple[str, ...]) -> dict[str, list[str]]:
+    """`[SLOT=]PORT` values -> slot -> ports in order. Unnamed ports get slots S1, S2, ..."""
+    slots: dict[str, list[str]] = {}
+    for position, value in enumerate(values, start=1):
+        slot, sep, port = value.partition("=")
+        if not sep or "://" in slot:
+            slot, port = f"S{position}", value
+        if not slot or not port:
+            raise UsageError(f"--port {value!r}: expected [SLOT=]PORT")
+        slots.setdefault(slot, []).append(port)
+    return slots
+
+
+def finish(summary, as_json: bool) -> int:
+    click.echo(summary.json() if as_json else summary.line())
+    if summary.halted:
+        return ExitCode.ENVIRONMENT
+    return ExitCode.OK if summary.failed == 0 and summary.passed > 0 else ExitCode.REFUSED
+
+
+@click.command("run")
+@click.option("--headless", is_flag=True, required=True, help="Run without the operator UI (required for now).")
+@click.option("--batch", "batch_id", required=True, help="Work order id.")
+@click.option("--model", required=True, help="The product/model the work order is for.")
+@click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV of expected devices (columns: label[, device_id]).")
+@click.option("--operator", default="headless", show_default=True, help="Operator id recorded in the audit.")
+@click.option("--expected", type=int, help="Expected device count.")
+@click.option("--port", "ports", multiple=True, required=True,
+              help="[SLOT=]PORT of a device (path or pyserial URL); repeat; a slot may be named twice.")
+@click.option("--supervisor-override", metavar="ID",
+              help="Supervisor approving re-provisioning of already provisioned devices in this run.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on the last line.")
+@click.pass_context
+def run_command(ctx, headless, batch_id, model, manifest, operator, expected, ports, supervisor_override, as_json):
+    """Provision the devices on the given ports as one batch; one line per device, then a summary."""
+    cfg = load_config(ctx.obj.config_path())
+    if cfg.line.label_source == "manifest" and manifest is None:
+        raise UsageError("[line] label_source is \"manifest\": give --manifest FILE")
+    if cfg.line.label_source == "scan":
+        raise UsageError("[line] label_source is \"scan\": headless runs cannot scan labels; use a manifest")
+    summary = run_batch(cfg, batch_id=batch_id, model=model, operator=operator, slots=parse_ports(ports),
+                        manifest=manifest, expected=expected, supervisor_override=supervisor_override)
+    ctx.exit(finish(summary, as_json))

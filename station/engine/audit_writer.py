@@ -1,0 +1,31 @@
+"""Writes engine events into the hash-chained audit log.
+
+Unlike display subscribers it is called synchronously by the engine before anyone else sees
+the event, and its failures are not swallowed: if the audit cannot be written, the engine
+halts issuance (no step happens that the log does not know about)."""
+from __future__ import annotations
+
+import dataclasses
+
+from station.engine import events as ev
+
+# Events whose content is already recorded by the pipeline's own audit calls (device and
+# certificate rows, each of which logs its own event), or that are display-only.
+_NOT_LOGGED = (ev.SlotStateChanged, ev.BatchCounterChanged, ev.StepStarted)
+
+
+class AuditWriter:
+    def __init__(self, audit, batch_id: str, operator: str):
+        self.audit, self.batch_id, self.operator = audit, batch_id, operator
+
+    def record(self, event: ev.Event) -> None:
+        if isinstance(event, _NOT_LOGGED):
+            return
+        data = {k: v for k, v in dataclasses.asdict(event).items() if k not in ("slot", "device_id")}
+        if isinstance(event, ev.OverrideApproved):
+            operator = event.supervisor
+        else:
+            operator = self.operator
+        self.audit.log_event(event.kind, operator=operator, batch_id=self.batch_id,
+                             slot=getattr(event, "slot", None), device_id=getattr(event, "device_id", None),
+                             data=data)

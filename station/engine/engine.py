@@ -1,0 +1,217 @@
+"""The engine: runs every fixture slot concurrently, owns the batch, publishes events and takes
+commands (bind a label, approve an override, stop).
+
+Threads: one worker per busy slot does that slot's serial I/O; PKCS#11 calls serialise on
+the token lock inside the CA; the audit database serialises its own writes. Events are
+published on the worker's thread, in order per slot: the audit writer first (synchronously,
+so a failed audit write stops the line), then the bus.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from station.config import LineConfig
+from station.drivers.registry import open_driver
+from station.engine.audit_writer import AuditWriter
+from station.engine.batch import Batch
+from station.engine.bus import EventBus
+from station.engine.events import (BatchCounterChanged, BatchFinished, BatchStarted, DeviceAttached, DeviceFailed,
+                                   DevicePassed, Event, IssuanceHalted, SlotStateChanged)
+from station.engine.pipeline import DevicePipeline, Outcome, StepFailed
+from station.errors import PolicyRefusal, StationError
+
+
+@dataclass
+class _SlotCommands:
+    """Commands waiting for a slot's worker (a scanned label, a supervisor's approval)."""
+
+    label: str | None = None
+    override: str | None = None
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+
+class Engine:
+    LABEL_WAIT_S = 300.0  # how long a slot waits for its label to be scanned
+
+    def __init__(self, station, batch: Batch, line: LineConfig, *, bus: EventBus | None = None,
+                 driver_opts: dict | None = None, standing_override: str | None = None):
+        self.station = station
+        self.batch = batch
+        self.line = line
+        self.bus = bus or EventBus()
+        self.driver_opts = dict(driver_opts or {})
+        # A supervisor id given up front (scripted runs) approves every re-provisioning this
+        # run meets; each use is still logged per device as an OverrideApproved event.
+        self.standing_override = standing_override
+        self._audit_writer = AuditWriter(station.audit, batch.batch_id, batch.operator)
+        self._emit_lock = threading.Lock()
+        self._halted: str | None = None
+        self._commands: dict[str, _SlotCommands] = {}
+        self._labels: dict[str, str] = {}  # label -> device id, for this run
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self.outcomes: list[Outcome] = []
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> dict:
+        """Recover from an earlier crash, open (or resume) the batch. Returns what recovery did."""
+        audit = self.station.audit
+        recovered = audit.recover_after_crash()
+        manifest = self.batch.manifest
+        audit.record_operator_login(self.batch.operator)
+        audit.open_batch(self.batch.batch_id, model=self.batch.model, operator=self.batch.operator,
+                         expected_count=self.batch.expected, manifest_sha256=manifest.sha256 if manifest else None)
+        self.emit(BatchStarted(batch_id=self.batch.batch_id, model=self.batch.model, operator=self.batch.operator,
+                               expected=self.batch.expected))
+        return recovered
+
+    def finish(self, *, close_batch: bool = True) -> None:
+        """Wait for every slot, then close the batch (a signed checkpoint is written)."""
+        self.wait()
+        if close_batch and self._halted is None:
+            self.station.audit.close_batch(self.batch.batch_id)
+        self.emit(BatchFinished(batch_id=self.batch.batch_id, passed=self.batch.passed, failed=self.batch.failed))
+
+    # -- events ----------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        self._audit_writer.record(event)  # raises AuditWriteFailed: callers halt
+        self.bus.publish(event)
+
+    def halt(self, reason: str) -> None:
+        with self._lock:
+            if self._halted is not None:
+                return
+            self._halted = reason
+        self.bus.publish(IssuanceHalted(reason=reason))
+
+    @property
+    def halted(self) -> str | None:
+        return self._halted
+
+    def check_not_halted(self) -> None:
+        if self._halted is not None:
+            raise PolicyRefusal("issuance-halted", f"issuance is halted: {self._halted}")
+
+    # -- commands --------------------------------------------------------------------
+
+    def _slot(self, slot: str) -> _SlotCommands:
+        with self._lock:
+            return self._commands.setdefault(slot, _SlotCommands())
+
+    def bind_label(self, slot: str, label: str) -> None:
+        """A label was scanned for `slot`."""
+        commands = self._slot(slot)
+        with commands.changed:
+            commands.label = label
+            commands.changed.notify_all()
+
+    def approve_override(self, slot: str, supervisor: str) -> None:
+        """A supervisor approved re-provisioning the device in `slot`."""
+        commands = self._slot(slot)
+        with commands.changed:
+            commands.override = supervisor
+            commands.changed.notify_all()
+
+    def wait_for_label(self, slot: str, device_id: str) -> str:
+        commands = self._slot(slot)
+        self.bus.publish(SlotStateChanged(slot=slot, state="waiting-label", device_id=device_id))
+        with commands.changed:
+            if not commands.changed.wait_for(lambda: commands.label is not None, timeout=self.LABEL_WAIT_S):
+                raise PolicyRefusal("no-label", f"no label scanned for slot {slot} within {self.LABEL_WAIT_S:g} s")
+            label, commands.label = commands.label, None
+        self.bus.publish(SlotStateChanged(slot=slot, state="busy", device_id=device_id))
+        return label
+
+    def override_for(self, slot: str, device_id: str) -> str | None:
+        commands = self._slot(slot)
+        with commands.changed:
+            supervisor, commands.override = commands.override, None
+        return supervisor or self.standing_override
+
+    def claim_label(self, label: str, device_id: str) -> None:
+        """Bind `label` to this device for good: a label already bound to another device, in
+        this run or in any earlier one the database knows, is refused."""
+        for row in self.station.audit.devices_with_label(label):
+            if row["device_id"] != device_id:
+                raise PolicyRefusal("label-reused", f"label {label} is already bound to device {row['device_id']} "
+                                                    f"(batch {row['batch_id']})")
+        with self._lock:
+            holder = self._labels.get(label)
+            if holder is not None and holder != device_id:
+                raise PolicyRefusal("label-reused", f"label {label} is already bound to device {holder} "
+                                                    f"in batch {self.batch.batch_id}")
+            self._labels[label] = device_id
+
+    # -- devices ---------------------------------------------------------------------
+
+    def provision_port(self, slot: str, port: str) -> Outcome:
+        """Provision the device on `port` in this thread; never raises for a device problem."""
+        self.bus.publish(DeviceAttached(slot=slot, port=port))
+        self.bus.publish(SlotStateChanged(slot=slot, state="busy"))
+        try:
+            driver = open_driver(self.line.family, port, **self.driver_opts)
+        except StationError as exc:
+            outcome = Outcome(slot=slot, port=port, passed=False, step="open", reason=str(exc))
+            self.emit(DeviceFailed(slot=slot, device_id=None, step="open", reason=str(exc),
+                                   code=type(exc).__name__))
+        else:
+            try:
+                outcome = DevicePipeline(self, slot, port, driver).run()
+            finally:
+                driver.close()
+        self._count(outcome)
+        return outcome
+
+    def attach(self, slot: str, port: str) -> threading.Thread:
+        """A device appeared in `slot`: provision it on a worker thread."""
+        thread = threading.Thread(target=self._guarded, args=(slot, [port]), name=f"slot-{slot}", daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def run_slot_queue(self, slot: str, ports: list[str]) -> threading.Thread:
+        """Provision `ports` one after another in `slot` (a scripted line: each port is the
+        next device the operator puts into that fixture)."""
+        thread = threading.Thread(target=self._guarded, args=(slot, ports), name=f"slot-{slot}", daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def _guarded(self, slot: str, ports: list[str]) -> None:
+        for port in ports:
+            try:
+                self.provision_port(slot, port)
+            except StepFailed:
+                raise
+            except Exception as exc:  # an audit failure while reporting: halt, keep other slots going
+                self.halt(f"slot {slot}: {type(exc).__name__}: {exc}")
+                self._count(Outcome(slot=slot, port=port, passed=False, step="report", reason=str(exc)))
+
+    def wait(self) -> None:
+        while True:
+            with self._lock:
+                pending = [t for t in self._threads if t.is_alive()]
+            if not pending:
+                return
+            for thread in pending:
+                thread.join()
+
+    def _count(self, outcome: Outcome) -> None:
+        with self._lock:
+            self.outcomes.append(outcome)
+        passed, failed = self.batch.count(outcome.passed)
+        state = "passed" if outcome.passed else "failed"
+        try:
+            self.emit(SlotStateChanged(slot=outcome.slot, state=state, device_id=outcome.device_id))
+            self.emit(BatchCounterChanged(batch_id=self.batch.batch_id, passed=passed, failed=failed,
+                                          expected=self.batch.expected))
+        except StationError as exc:
+            self.halt(str(exc))
+
+
+__all__ = ["Engine", "DevicePassed", "DeviceFailed"]

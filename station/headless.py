@@ -1,0 +1,84 @@
+"""Running the line without a UI: a printer for engine events and the batch runner that the
+`station run --headless` and `station demo --headless` commands share."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from station.boot import open_station
+from station.config import StationConfig
+from station.engine.batch import Batch, Manifest
+from station.engine.engine import Engine
+from station.engine.events import DeviceFailed, DevicePassed, Event, IssuanceHalted
+
+
+class HeadlessPrinter:
+    """One line per device (PASS/FAIL), one per halt; thread-safe."""
+
+    def __init__(self, out: TextIO = sys.stdout):
+        self.out = out
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, DevicePassed):
+            line = (f"PASS slot={event.slot} device={event.device_id} label={event.label} "
+                    f"serial={event.serial_hex} time={event.duration_s:.2f}s")
+        elif isinstance(event, DeviceFailed):
+            line = (f"FAIL slot={event.slot} device={event.device_id or '-'} step={event.step} "
+                    f"reason={event.reason}")
+        elif isinstance(event, IssuanceHalted):
+            line = f"HALT {event.reason}"
+        else:
+            return
+        with self._lock:
+            print(line, file=self.out, flush=True)
+
+
+@dataclass
+class RunSummary:
+    batch_id: str
+    passed: int
+    failed: int
+    database: str
+    elapsed_s: float
+    halted: str | None = None
+
+    @property
+    def devices_per_hour(self) -> float:
+        done = self.passed + self.failed
+        return round(done * 3600 / self.elapsed_s, 1) if self.elapsed_s > 0 else 0.0
+
+    def line(self) -> str:
+        text = (f"batch {self.batch_id}: {self.passed} passed, {self.failed} failed in {self.elapsed_s:.1f} s "
+                f"({self.devices_per_hour:g} devices/h); audit {self.database}")
+        return text + (f"; HALTED: {self.halted}" if self.halted else "")
+
+    def json(self) -> str:
+        return json.dumps({"batch_id": self.batch_id, "passed": self.passed, "failed": self.failed,
+                           "database": self.database, "devices_per_hour": self.devices_per_hour,
+                           "elapsed_s": round(self.elapsed_s, 3), "halted": self.halted}, sort_keys=True)
+
+
+def run_batch(cfg: StationConfig, *, batch_id: str, model: str, operator: str, slots: dict[str, list[str]],
+              manifest: Path | None = None, expected: int | None = None, driver_opts: dict | None = None,
+              supervisor_override: str | None = None, out: TextIO = sys.stdout) -> RunSummary:
+    """Provision every port in `slots` (slot -> the ports of the devices it will see, in order)."""
+    batch = Batch(batch_id=batch_id, model=model, operator=operator, expected=expected,
+                  manifest=Manifest.load(manifest) if manifest else None)
+    start = time.monotonic()
+    with open_station(cfg) as station:
+        opts = {"timeout_scale": cfg.line.timeout_scale, **(driver_opts or {})}
+        engine = Engine(station, batch, cfg.line, driver_opts=opts, standing_override=supervisor_override)
+        engine.bus.subscribe(HeadlessPrinter(out))
+        engine.start()
+        for slot, ports in slots.items():
+            engine.run_slot_queue(slot, ports)
+        engine.finish()
+        return RunSummary(batch_id=batch_id, passed=batch.passed, failed=batch.failed,
+                          database=str(cfg.audit.database), elapsed_s=time.monotonic() - start,
+                          halted=engine.halted)
