@@ -34,8 +34,10 @@ from station.profile import DeviceRef
 if TYPE_CHECKING:
     from station.engine.engine import Engine
 
-# Certificate statuses after which a device counts as provisioned by this station.
-_PASSED_STATUSES = {"delivered", "verified"}
+# A device counts as provisioned by this station once a certificate of it was verified (the
+# device proved it holds the key). A certificate delivered but never verified belongs to an
+# interrupted or failed attempt: re-inserting the device provisions it afresh.
+_PASSED_STATUSES = {"verified"}
 
 
 class StepFailed(Exception):
