@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 
 import pytest
 from cryptography import x509
@@ -267,3 +268,27 @@ def test_bad_proof_signature_does_not_verify(sim, open_cip, ca):
     _, cert, _, _ = provision(driver, ca)
     nonce = os.urandom(32)
     assert not verifies(cert, nonce, driver.prove(nonce))
+
+
+def test_one_driver_per_slot_in_parallel_threads(sim, ca):
+    # The engine's model: each slot's driver lives in its own worker thread, no shared state.
+    ports = sim(count=3)
+    outcomes: dict[str, object] = {}
+
+    def slot(port: str) -> None:
+        driver = CipDriver.open(port, timeout_scale=SCALE)
+        try:
+            _, cert, _, _ = provision(driver, ca, anchors=False)
+            nonce = os.urandom(32)
+            outcomes[port] = verifies(cert, nonce, driver.prove(nonce))
+        except Exception as exc:  # recorded, so the assertion below names it
+            outcomes[port] = exc
+        finally:
+            driver.close()
+
+    threads = [threading.Thread(target=slot, args=(p,)) for p in ports]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert outcomes == {p: True for p in ports}
