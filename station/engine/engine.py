@@ -68,11 +68,19 @@ class Engine:
         return recovered
 
     def finish(self, *, close_batch: bool = True) -> None:
-        """Wait for every slot, then close the batch (a signed checkpoint is written)."""
+        """Wait for every slot, then close the batch (a signed checkpoint is written). A halted
+        engine leaves the batch open (it can be resumed) and still reports the end."""
         self.wait()
-        if close_batch and self._halted is None:
-            self.station.audit.close_batch(self.batch.batch_id)
-        self.emit(BatchFinished(batch_id=self.batch.batch_id, passed=self.batch.passed, failed=self.batch.failed))
+        event = BatchFinished(batch_id=self.batch.batch_id, passed=self.batch.passed, failed=self.batch.failed)
+        if self._halted is None:
+            try:
+                if close_batch:
+                    self.station.audit.close_batch(self.batch.batch_id)
+                self.emit(event)
+                return
+            except StationError as exc:
+                self.halt(str(exc))
+        self.bus.publish(event)
 
     # -- events ----------------------------------------------------------------------
 
