@@ -320,7 +320,14 @@ class CipDriver:
         self.session.request(Verb.LOCK, identity.device_id)
 
     def close(self) -> None:
+        """Close the port. Idempotent; never raises."""
         self.session.transport.close()
+
+    def __enter__(self) -> "CipDriver":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def _require_identity(self) -> DeviceIdentity:
         # Every session starts with HELLO (it sets the mtu and clears the replay cache).

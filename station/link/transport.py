@@ -40,6 +40,9 @@ DEFAULT_BAUDRATE = 115200
 # Writes are small and the device drains them at line speed; a write that cannot finish
 # in this time means the peer stopped reading (a full pty or USB buffer), not a slow link.
 DEFAULT_WRITE_TIMEOUT = 2.0
+# Longest single read. Fixed once at open: changing pyserial's timeout re-applies every
+# termios setting (tcsetattr) on each call. Deadlines may overshoot by at most this much.
+READ_POLL_S = 0.05
 
 
 class SerialTransport:
@@ -62,7 +65,7 @@ class SerialTransport:
         try:
             # exclusive=True: two slots configured on the same device must not both talk to it.
             self._serial = serial.serial_for_url(
-                port, baudrate=baudrate, timeout=0, write_timeout=write_timeout,
+                port, baudrate=baudrate, timeout=READ_POLL_S, write_timeout=write_timeout,
                 exclusive=True)
         except (*PORT_ERRORS, ValueError) as exc:
             raise PortUnavailable(port, _describe(exc)) from exc
@@ -110,7 +113,7 @@ class SerialTransport:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise DeviceTimeout(step, timeout, port=self.port)
-            self._buffer += self._read_some(step, remaining)
+            self._buffer += self._read_some(step)
 
     def discard_input(self) -> None:
         """Forget everything received and not yet consumed (before a retry, so a late
@@ -162,9 +165,8 @@ class SerialTransport:
                 raise FrameTooLong(step, self.frame_limit, port=self.port)
             return frame[:-1] if frame.endswith(b"\r") else frame
 
-    def _read_some(self, step: str, remaining: float) -> bytes:
+    def _read_some(self, step: str) -> bytes:
         try:
-            self._serial.timeout = remaining
             waiting = self._serial.in_waiting
             return self._serial.read(max(1, min(waiting, self.frame_limit + 1)))
         except PORT_ERRORS as exc:

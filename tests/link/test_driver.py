@@ -118,12 +118,9 @@ def test_full_flow_with_lock(sim, open_cip, ca):
 def test_registry_opens_the_cip_driver(sim):
     port, = sim()
     assert "cip" in families()
-    driver = open_driver("cip", port, timeout_scale=SCALE)
-    try:
+    with open_driver("cip", port, timeout_scale=SCALE) as driver:
         assert driver.identify().state == "blank"
         assert driver.family == "cip"
-    finally:
-        driver.close()
 
 
 def test_unknown_family_and_missing_port_are_clear(tmp_path):
