@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from station.config import ProfileConfig
@@ -21,10 +21,13 @@ from station.errors import ConfigError, PolicyRefusal
 UTC = dt.timezone.utc
 TEMPLATE_FIELDS = ("device_id", "model", "label")
 
-# Only these characters may come from a device or a label into a subject: they are what chip
-# UIDs, model names and printed labels use, and they cannot smuggle RFC 4514 syntax or
-# confusable characters into the certificate.
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9._:+-]{1,64}$")
+# Only these characters may come from a device or a label into a subject. They are what chip
+# UIDs, model names and printed labels use; they cannot smuggle RFC 4514 syntax or confusable
+# characters into the certificate; every one of them fits a PrintableString (serialNumber and
+# dnQualifier are encoded as PrintableString, which has no "_"); and every one is allowed in
+# an AWS IoT thing name, which JITP templates usually build from CommonName or SerialNumber
+# (thing names allow no "." or "+").
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9:-]{1,64}$")
 
 # (profile field, subject OID, JITP parameter, upper bound from RFC 5280 ub-*)
 SUBJECT_FIELDS = (
@@ -77,7 +80,7 @@ def subject_for(profile: ProfileConfig, device: DeviceRef) -> x509.Name:
     values = {"device_id": device.device_id, "label": device.label, "model": device.model}
     for key, value in values.items():
         if not _SAFE_VALUE.match(value or ""):
-            raise PolicyRefusal("bad-identity", f"{key} {value!r} is not 1-64 characters of A-Z a-z 0-9 . _ : + -")
+            raise PolicyRefusal("bad-identity", f"{key} {value!r} is not 1-64 characters of A-Z a-z 0-9 : -")
     attrs = []
     for name, oid, jitp, limit in SUBJECT_FIELDS:
         template = getattr(profile, name)
@@ -100,6 +103,7 @@ def device_certificate_builder(profile: ProfileConfig, *, subject: x509.Name, pu
     """The device certificate, as docs/certificate-profile.md specifies it."""
     now = (now or dt.datetime.now(UTC)).replace(microsecond=0)
     is_ec = isinstance(public_key, ec.EllipticCurvePublicKey)
+    is_rsa = isinstance(public_key, rsa.RSAPublicKey)
     issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     return (
         x509.CertificateBuilder()
@@ -110,10 +114,10 @@ def device_certificate_builder(profile: ProfileConfig, *, subject: x509.Name, pu
         .not_valid_before(now - dt.timedelta(seconds=profile.backdate_seconds))
         .not_valid_after(now + dt.timedelta(days=profile.validity_days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        # An EC key cannot encipher, so keyEncipherment is never set for EC; RSA device keys
-        # get it because TLS RSA key transport needs it.
+        # Only RSA keys can encipher: EC and Ed25519 certificates must not carry
+        # keyEncipherment; RSA device keys get it because TLS RSA key transport needs it.
         .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                     key_encipherment=not is_ec, data_encipherment=False,
+                                     key_encipherment=is_rsa, data_encipherment=False,
                                      key_agreement=is_ec and profile.key_agreement, key_cert_sign=False,
                                      crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)

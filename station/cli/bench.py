@@ -14,8 +14,8 @@ def bench_group() -> None:
 
 
 @bench_group.command("issue")
-@click.option("--count", default=2000, show_default=True, help="Certificates to issue for the in-memory figure.")
-@click.option("--threads", default=2, show_default=True, help="Issuing threads for the threaded figure.")
+@click.option("--count", default=2000, show_default=True, type=click.IntRange(10, 10**6), help="Certificates to issue for the in-memory figure.")
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 64), help="Issuing threads for the threaded figure.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
 def bench_issue_command(count: int, threads: int, as_json: bool) -> None:
     """Raw PKCS#11 signs/s and full issuances/s, on a throwaway SoftHSM2 station."""

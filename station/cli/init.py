@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from station.errors import EnvironmentProblem
 from station.workdir import init_station
 
 
@@ -18,7 +19,11 @@ from station.workdir import init_station
               show_default=True, help="CA key type.")
 def init_command(workdir: Path, force: bool, station_id: str, organization: str, key_type: str) -> None:
     """Create a working development station: private SoftHSM2 token, CA keys, station.toml."""
-    config = init_station(workdir, force=force, station_id=station_id, organization=organization,
-                          key_type=key_type, warn=lambda msg: click.secho(msg, err=True, fg="red", bold=True))
+    try:
+        config = init_station(workdir, force=force, station_id=station_id, organization=organization,
+                              key_type=key_type, warn=lambda msg: click.secho(msg, err=True, fg="red", bold=True))
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot create the station in {workdir}: "
+                                 f"{exc.strerror or exc} ({exc.filename or workdir})") from None
     click.echo(f"station created: {config}")
     click.echo(f"use it with: station --config {config} ca show")

@@ -222,3 +222,10 @@ def test_production_setup_csr_offline_root_import(tmp_path):
                          "--out", tmp_path / "d.pem", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     x509.load_pem_x509_certificate((tmp_path / "d.pem").read_bytes()).verify_directly_issued_by(issuing)
+
+
+def test_init_where_the_directory_cannot_be_created_exits_3(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_station("init", "--workdir", blocker / "station")
+    assert_clean_failure(result, 3, "cannot create the station")

@@ -107,7 +107,8 @@ def test_ed25519_is_accepted_only_when_configured(station_config):
 
 
 @pytest.mark.parametrize("field,value", [("device_id", "ABC DEF"), ("label", ""), ("model", "X,CN=evil"),
-                                         ("device_id", "A" * 65)])
+                                         ("device_id", "A" * 65), ("label", "SN_01"), ("label", "SN.01"),
+                                         ("model", "M+1")])
 def test_unsafe_device_values_never_reach_a_subject(station, field, value):
     import dataclasses
 
@@ -117,3 +118,17 @@ def test_unsafe_device_values_never_reach_a_subject(station, field, value):
     with pytest.raises(PolicyRefusal) as info:
         station.issuer.subject_for(device)
     assert info.value.code == "bad-identity"
+
+
+def test_ed25519_device_certificate_has_no_key_encipherment(station, device):
+    import dataclasses
+
+    from station.issuance import Issuer
+    from station.policy import IssuancePolicy
+
+    allowing = dataclasses.replace(station.cfg.policy, allowed_keys=("ec-p256", "ed25519"))
+    issuer = Issuer(ca=station.ca, profile=station.cfg.profile, policy=IssuancePolicy(allowing),
+                    record=station.audit)
+    issued = issuer.issue(make_csr(issuer.subject_for(device), key=new_key("ed25519")), device)
+    usage = issued.certificate.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.digital_signature and not usage.key_encipherment and not usage.key_agreement
