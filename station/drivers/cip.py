@@ -100,12 +100,12 @@ class CipSession:
         return self._seq
 
     def timeout_for(self, verb: Verb, request_len: int) -> float:
+        """Seconds to wait for one answer: the device budget plus line time, scaled."""
+        seconds = answer_timeout(verb, self.baudrate, request_len)
         if verb is Verb.KEYGEN and self.keygen_timeout is not None:
-            budget = self.keygen_timeout + answer_timeout(verb, self.baudrate, request_len) \
-                - COMMANDS[verb].timeout_s
-        else:
-            budget = answer_timeout(verb, self.baudrate, request_len)
-        return budget * self.timeout_scale
+            # keygen_s replaces the device's budget; the line time stays.
+            seconds += self.keygen_timeout - COMMANDS[verb].timeout_s
+        return seconds * self.timeout_scale
 
     # -- one request ---------------------------------------------------------------------
 
