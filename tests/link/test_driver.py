@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from station.conformance.testca import TestCA
-from station.drivers.cip import CipDriver
+from station.drivers.cip import CipDriver, CipSession, parse_hello
 from station.drivers.registry import UnknownDeviceFamily, families, open_driver
 from station.errors import ExitCode
+from station.link.codec import COMMANDS, Verb, answer_timeout, decode_frame, encode_ok
 from station.link.errors import (
     DeviceDisconnected,
     DeviceIntegrityError,
@@ -25,6 +26,7 @@ from station.link.errors import (
     DeviceTimeout,
     PortUnavailable,
 )
+from station.link.transport import SerialTransport
 from station.sim.pty_server import SimulatedLine
 
 # Scaled-down protocol timeouts: HELLO waits about 0.2 s, KEYGEN 1.6 s (the sim takes 10 ms).
@@ -289,3 +291,26 @@ def test_one_driver_per_slot_in_parallel_threads(sim, ca):
     for t in threads:
         t.join(30)
     assert outcomes == {p: True for p in ports}
+
+
+def test_hello_keygen_s_replaces_the_keygen_budget():
+    answer = decode_frame(encode_ok(1, "1", "id=0123456789ABCDEF", "model=M", "hw=A", "fw=1",
+                                    "state=blank", "mtu=256", "keygen_s=20", "future=x"))
+    identity = parse_hello(answer, "loop://")
+    assert identity.extra == {"mtu": "256", "keygen_s": "20", "future": "x"}
+    with SerialTransport("loop://") as transport:
+        session = CipSession(transport, keygen_timeout=float(identity.extra["keygen_s"]))
+        line_time = answer_timeout(Verb.KEYGEN, 115200, 20) - COMMANDS[Verb.KEYGEN].timeout_s
+        assert session.timeout_for(Verb.KEYGEN, 20) == pytest.approx(20 + line_time)
+        assert session.timeout_for(Verb.HELLO, 20) == answer_timeout(Verb.HELLO, 115200, 20)
+
+
+@pytest.mark.parametrize("fields, problem", [
+    (("2", "id=0123456789ABCDEF"), "unsupported protocol version 2"),
+    (("1", "id=0123456789ABCDEF", "model=M", "hw=A", "fw=1", "state=blank"), "lacks mtu"),
+    (("1", "id=01", "model=M", "hw=A", "fw=1", "state=new", "mtu=512"), "unknown device state"),
+    (("1", "id=01", "model=M", "hw=A", "fw=1", "state=blank", "mtu=64"), "mtu '64' outside"),
+])
+def test_bad_hello_answers_are_protocol_errors(fields, problem):
+    with pytest.raises(DeviceProtocolError, match=problem):
+        parse_hello(decode_frame(encode_ok(1, *fields)), "loop://")
