@@ -249,8 +249,8 @@ class Token:
         """Try to read the private key's secret value. On a correctly set-up CA key the token
         refuses; exists so tests and `ca show` can prove that."""
         handle = self._find(label, ObjectClass.PRIVATE_KEY)
-        attr = Attribute.VALUE if handle.key_type == KeyType.EC else Attribute.PRIVATE_EXPONENT
-        with PKCS11_LOCK:
+        with PKCS11_LOCK:  # key_type is read from the token too
+            attr = Attribute.VALUE if handle.key_type == KeyType.EC else Attribute.PRIVATE_EXPONENT
             try:
                 return handle[attr]
             except (p11.AttributeSensitive, p11.AttributeTypeInvalid) as exc:

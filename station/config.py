@@ -1,8 +1,9 @@
 """The station's configuration: one typed model read from station.toml.
 
 Every field is documented where it is declared; fixtures/station.example.toml shows them all
-with comments. Relative paths are relative to the directory of station.toml, so a work
-directory can be moved as a whole. Every error names the file, the key and what was expected.
+with comments. Relative paths are relative to the directory of station.toml. (SoftHSM2's own
+softhsm2.conf names its token directory by absolute path: after moving a work directory, fix
+`directories.tokendir` there; a missing token directory is reported by name.) Every error names the file, the key and what was expected.
 The PIN is not configuration: only *where* it comes from is (see station/pin.py).
 """
 from __future__ import annotations

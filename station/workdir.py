@@ -89,6 +89,10 @@ def init_station(workdir: Path, *, force: bool = False, station_id: str = "stati
         backup.mkdir(parents=True)
         for name in existing:
             shutil.move(str(workdir / name), str(backup / name))
+        if (backup / "hsm" / "softhsm2.conf").exists():
+            # The SoftHSM2 configuration names its token directory by absolute path: point the
+            # moved copy at the moved tokens, so the old station can be opened from the backup.
+            softhsm.write_config(backup / "hsm" / "softhsm2.conf", backup / "hsm" / "tokens")
         warn(f"WARNING: --force: the previous station (its token with the CA keys, its CA chain and audit "
              f"database) was moved to {backup}. Devices certified by the old CA will not chain to the new one.")
 

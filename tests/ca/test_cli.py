@@ -51,6 +51,14 @@ def test_init_force_moves_the_old_station_aside(tmp_path):
     assert (backups[0] / "ca/chain.pem").read_bytes() == old_chain
     assert (backups[0] / "hsm/tokens").is_dir()
     assert (tmp_path / "ca/chain.pem").read_bytes() != old_chain
+    # The old station still opens from where it was moved, with its own token and PIN.
+    shown = run_station("ca", "show", cwd=backups[0])
+    assert shown.returncode == 0, shown.stderr
+    assert chain_fingerprint(old_chain) in shown.stdout
+
+
+def chain_fingerprint(chain_pem: bytes) -> str:
+    return x509.load_pem_x509_certificates(chain_pem)[0].fingerprint(hashes.SHA256()).hex()
 
 
 def test_ca_show_names_where_each_key_lives(workdir):
