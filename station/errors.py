@@ -14,6 +14,7 @@ class ExitCode:
     USAGE = 2  # bad command line or configuration
     ENVIRONMENT = 3  # HSM, token, disk, missing system package
     INTERNAL = 4  # a bug in the station: reported in one line, details with STATION_DEBUG=1
+    INTERRUPTED = 130  # stopped by SIGINT/SIGTERM (a run finishes its devices in flight first)
 
 
 class StationError(Exception):

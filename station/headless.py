@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -15,6 +17,26 @@ from station.config import StationConfig
 from station.engine.batch import Batch, Manifest
 from station.engine.engine import Engine
 from station.engine.events import DeviceFailed, DevicePassed, Event, IssuanceHalted
+
+
+@contextmanager
+def _stop_on_signals(engine: Engine):
+    """SIGINT/SIGTERM stop the line gently (devices in flight finish, nothing new starts);
+    a second signal is not special: the in-flight devices still finish."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        print(f"STOP {signal.Signals(signum).name}: finishing the devices in flight", flush=True)
+        engine.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class HeadlessPrinter:
@@ -47,6 +69,7 @@ class RunSummary:
     database: str
     elapsed_s: float
     halted: str | None = None
+    stopped: bool = False
 
     @property
     def devices_per_hour(self) -> float:
@@ -56,12 +79,14 @@ class RunSummary:
     def line(self) -> str:
         text = (f"batch {self.batch_id}: {self.passed} passed, {self.failed} failed in {self.elapsed_s:.1f} s "
                 f"({self.devices_per_hour:g} devices/h); audit {self.database}")
+        text += "; STOPPED before the end" if self.stopped else ""
         return text + (f"; HALTED: {self.halted}" if self.halted else "")
 
     def json(self) -> str:
         return json.dumps({"batch_id": self.batch_id, "passed": self.passed, "failed": self.failed,
                            "database": self.database, "devices_per_hour": self.devices_per_hour,
-                           "elapsed_s": round(self.elapsed_s, 3), "halted": self.halted}, sort_keys=True)
+                           "elapsed_s": round(self.elapsed_s, 3), "halted": self.halted,
+                           "stopped": self.stopped}, sort_keys=True)
 
 
 def run_batch(cfg: StationConfig, *, batch_id: str, model: str, operator: str, slots: dict[str, list[str]],
@@ -76,9 +101,10 @@ def run_batch(cfg: StationConfig, *, batch_id: str, model: str, operator: str, s
         engine = Engine(station, batch, cfg.line, driver_opts=opts, standing_override=supervisor_override)
         engine.bus.subscribe(HeadlessPrinter(out))
         engine.start()
-        for slot, ports in slots.items():
-            engine.run_slot_queue(slot, ports)
-        engine.finish()
+        with _stop_on_signals(engine):
+            for slot, ports in slots.items():
+                engine.run_slot_queue(slot, ports)
+            engine.finish()
         return RunSummary(batch_id=batch_id, passed=batch.passed, failed=batch.failed,
                           database=str(cfg.audit.database), elapsed_s=time.monotonic() - start,
-                          halted=engine.halted)
+                          halted=engine.halted, stopped=engine.stopping)

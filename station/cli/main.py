@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         rc = cli.main(args=argv, prog_name="station", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("station: aborted", err=True)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(ExitCode.USAGE)
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("station: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except Exception as exc:  # a bug: one line for the operator, the traceback on request
         if os.environ.get("STATION_DEBUG"):
             raise

@@ -27,6 +27,8 @@ def finish(summary, as_json: bool) -> int:
     click.echo(summary.json() if as_json else summary.line())
     if summary.halted:
         return ExitCode.ENVIRONMENT
+    if summary.stopped:
+        return ExitCode.INTERRUPTED
     return ExitCode.OK if summary.failed == 0 and summary.passed > 0 else ExitCode.REFUSED
 
 

@@ -47,6 +47,7 @@ class Engine:
         self._audit_writer = AuditWriter(station.audit, batch.batch_id, batch.operator)
         self._emit_lock = threading.Lock()
         self._halted: str | None = None
+        self._stopping = threading.Event()
         self._commands: dict[str, _SlotCommands] = {}
         self._labels: dict[str, str] = {}  # label -> device id, for this run
         self._threads: list[threading.Thread] = []
@@ -74,7 +75,7 @@ class Engine:
         event = BatchFinished(batch_id=self.batch.batch_id, passed=self.batch.passed, failed=self.batch.failed)
         if self._halted is None:
             try:
-                if close_batch:
+                if close_batch and not self.stopping:  # a stopped batch stays open to resume
                     self.station.audit.close_batch(self.batch.batch_id)
                 self.emit(event)
                 return
@@ -123,12 +124,30 @@ class Engine:
             commands.override = supervisor
             commands.changed.notify_all()
 
+    def stop(self) -> None:
+        """Stop the line gently: no new device is started, a slot waiting for a scan gives up,
+        and devices already in flight run to the end of their pipeline (a device is never
+        abandoned between issue and commit by choice)."""
+        self._stopping.set()
+        with self._lock:
+            commands = list(self._commands.values())
+        for slot_commands in commands:
+            with slot_commands.changed:
+                slot_commands.changed.notify_all()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def wait_for_label(self, slot: str, device_id: str) -> str:
         commands = self._slot(slot)
         self.bus.publish(SlotStateChanged(slot=slot, state="waiting-label", device_id=device_id))
         with commands.changed:
-            if not commands.changed.wait_for(lambda: commands.label is not None, timeout=self.LABEL_WAIT_S):
+            if not commands.changed.wait_for(lambda: commands.label is not None or self.stopping,
+                                             timeout=self.LABEL_WAIT_S):
                 raise PolicyRefusal("no-label", f"no label scanned for slot {slot} within {self.LABEL_WAIT_S:g} s")
+            if commands.label is None:
+                raise PolicyRefusal("station-stopping", f"the station is stopping; slot {slot} was not scanned")
             label, commands.label = commands.label, None
         self.bus.publish(SlotStateChanged(slot=slot, state="busy", device_id=device_id))
         return label
@@ -192,6 +211,8 @@ class Engine:
 
     def _guarded(self, slot: str, ports: list[str]) -> None:
         for port in ports:
+            if self.stopping:
+                return  # the device stays untouched in its fixture
             try:
                 self.provision_port(slot, port)
             except StepFailed:

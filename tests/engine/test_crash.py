@@ -88,3 +88,29 @@ def test_sigkill_mid_batch_then_restart_recovers(tmp_path):
         assert x509.load_pem_x509_certificate(current.encode()) == cert
     result = run_station("audit", "verify", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_sigterm_stops_the_line_gently(tmp_path):
+    assert run_station("init", "--workdir", tmp_path).returncode == 0
+    config = tmp_path / "station.toml"
+    config.write_text(config.read_text().replace('label_source = "manifest"', 'label_source = "device-id"'))
+    sim = _station_proc("sim", "--devices", 4, "--store", tmp_path / "devices", "--keygen-ms", 300, cwd=tmp_path)
+    try:
+        ports = [sim.stdout.readline().strip() for _ in range(4)]
+        run = _station_proc("run", "--headless", "--batch", "WO-STOP", "--model", "SIM-1",
+                            *[f"--port=S1={p}" for p in ports], cwd=tmp_path)
+        first = run.stdout.readline()
+        assert first.startswith("PASS"), first + run.stderr.read()
+        run.send_signal(signal.SIGTERM)  # the second device is in flight now
+        out, err = run.communicate(timeout=30)
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(10)
+    assert run.returncode == 130, out + err
+    assert "STOP SIGTERM" in out and "STOPPED" in out.splitlines()[-1]
+    assert "Traceback" not in err
+    db = sqlite3.connect(tmp_path / "audit.db")
+    states = [r[0] for r in db.execute("select state from devices")]
+    assert states and set(states) == {"passed"}, "the device in flight is finished, not abandoned"
+    assert len(states) < 4, "no new device is started after the stop"
+    assert db.execute("select status from batches where batch_id = 'WO-STOP'").fetchone()[0] == "open"
