@@ -237,3 +237,28 @@ def test_init_where_the_directory_cannot_be_created_exits_3(tmp_path):
     blocker.write_text("not a directory")
     result = run_station("init", "--workdir", blocker / "station")
     assert_clean_failure(result, 3, "cannot create the station")
+
+
+@pytest.mark.parametrize("key_type,expected", [("ec-p384", "ec-p384"), ("rsa-3072", "rsa-3072")])
+def test_other_ca_key_types_issue_verifiable_certificates(tmp_path, key_type, expected):
+    assert run_station("init", "--workdir", tmp_path, "--key-type", key_type).returncode == 0
+    shown = run_station("ca", "show", cwd=tmp_path)
+    assert shown.returncode == 0 and f"key:         {expected}" in shown.stdout, shown.stdout + shown.stderr
+    from station.config import load_config
+    from station.profile import DeviceRef, subject_for
+
+    subject = subject_for(load_config(tmp_path / "station.toml").profile, DeviceRef("AB12", "L-1", "M"))
+    (tmp_path / "d.csr").write_bytes(make_csr(subject))
+    result = run_station("issue", tmp_path / "d.csr", "--device-id", "AB12", "--label", "L-1", "--model", "M",
+                         "--out", tmp_path / "d.pem", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    chain = x509.load_pem_x509_certificates((tmp_path / "ca/chain.pem").read_bytes())
+    device = x509.load_pem_x509_certificate((tmp_path / "d.pem").read_bytes())
+    device.verify_directly_issued_by(chain[0])
+    chain[0].verify_directly_issued_by(chain[1])
+
+
+def test_station_config_variable_is_used_when_no_option_is_given(workdir, tmp_path):
+    result = run_station("ca", "show", cwd=tmp_path, env={"STATION_CONFIG": str(workdir / "station.toml")})
+    assert result.returncode == 0, result.stderr
+    assert "issuing CA" in result.stdout
