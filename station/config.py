@@ -108,6 +108,11 @@ class LineConfig:
     """Device family (driver) spoken on the line's ports."""
     timeout_scale: float = 1.0
     """Multiply every protocol timeout (slow boards, long cables)."""
+    model: str | None = None
+    """The product this line makes; `station run --model` overrides it."""
+    ports: dict[str, str] = field(default_factory=dict)
+    """Fixture slots and their ports, e.g. {S1 = "/dev/serial/by-path/...", S2 = "..."}; used by
+    `station run` when no --port is given (until USB discovery assigns them)."""
 
 
 @dataclass(frozen=True)
@@ -274,7 +279,12 @@ def load_config(path: Path | str) -> StationConfig:
         lock=ln.get("lock", bool, False, expected="true or false"),
         family=ln.text("family", "cip"),
         timeout_scale=float(ln.get("timeout_scale", (int, float), 1.0, expected="a number")),
+        model=ln.text("model", None),
+        ports=ln.get("ports", dict, {}, expected="a table of slot = \"port\""),
     )
+    for slot, port in line.ports.items():
+        if not isinstance(port, str) or not port or not slot:
+            ln.fail(f"ports.{slot}", "a port path or pyserial URL (string)", port)
     if not (0.1 <= line.timeout_scale <= 20):
         ln.fail("timeout_scale", "a number from 0.1 to 20", line.timeout_scale)
     ln.done()

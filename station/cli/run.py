@@ -35,13 +35,14 @@ def finish(summary, as_json: bool) -> int:
 @click.command("run")
 @click.option("--headless", is_flag=True, required=True, help="Run without the operator UI (required for now).")
 @click.option("--batch", "batch_id", required=True, help="Work order id.")
-@click.option("--model", required=True, help="The product/model the work order is for.")
+@click.option("--model", help="The product/model the work order is for (default: [line] model).")
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV of expected devices (columns: label[, device_id]).")
 @click.option("--operator", default="headless", show_default=True, help="Operator id recorded in the audit.")
 @click.option("--expected", type=int, help="Expected device count.")
-@click.option("--port", "ports", multiple=True, required=True,
-              help="[SLOT=]PORT of a device (path or pyserial URL); repeat; a slot may be named twice.")
+@click.option("--port", "ports", multiple=True,
+              help="[SLOT=]PORT of a device (path or pyserial URL); repeat; a slot may be named twice "
+                   "(default: the [line] ports table).")
 @click.option("--supervisor-override", metavar="ID",
               help="Supervisor approving re-provisioning of already provisioned devices in this run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on the last line.")
@@ -53,6 +54,12 @@ def run_command(ctx, headless, batch_id, model, manifest, operator, expected, po
         raise UsageError("[line] label_source is \"manifest\": give --manifest FILE")
     if cfg.line.label_source == "scan":
         raise UsageError("[line] label_source is \"scan\": headless runs cannot scan labels; use a manifest")
-    summary = run_batch(cfg, batch_id=batch_id, model=model, operator=operator, slots=parse_ports(ports),
+    model = model or cfg.line.model
+    if not model:
+        raise UsageError("no model: give --model, or set [line] model in the configuration")
+    slots = parse_ports(ports) if ports else {slot: [port] for slot, port in cfg.line.ports.items()}
+    if not slots:
+        raise UsageError("no ports: give --port [SLOT=]PORT, or set the [line] ports table in the configuration")
+    summary = run_batch(cfg, batch_id=batch_id, model=model, operator=operator, slots=slots,
                         manifest=manifest, expected=expected, supervisor_override=supervisor_override)
     ctx.exit(finish(summary, as_json))

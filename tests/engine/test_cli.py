@@ -55,3 +55,33 @@ def test_run_on_a_missing_port_fails_that_device_with_the_reason(tmp_path):
     assert "FAIL slot=S4 device=- step=open reason=cannot open /dev/ttyNOPE9" in result.stdout
     assert "0 passed, 1 failed" in result.stdout.splitlines()[-1]
     assert "Traceback" not in result.stderr
+
+
+def test_run_takes_model_and_ports_from_the_configuration(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    assert run_station("init", "--workdir", tmp_path).returncode == 0
+    sim = subprocess.Popen([sys.executable, "-m", "station", "sim", "--devices", "2", "--store",
+                            str(tmp_path / "devices"), "--keygen-ms", "20"], stdout=subprocess.PIPE, text=True)
+    try:
+        ports = [sim.stdout.readline().strip() for _ in range(2)]
+        config = tmp_path / "station.toml"
+        config.write_text(config.read_text().replace('label_source = "manifest"', 'label_source = "device-id"')
+                          .replace("[line]\n", f'[line]\nmodel = "SIM-1"\nports = {{ A1 = "{ports[0]}", '
+                                               f'A2 = "{ports[1]}" }}\n'))
+        result = run_station("run", "--headless", "--batch", "WO-CFG", cwd=tmp_path)
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(10)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS slot=A1" in result.stdout and "PASS slot=A2" in result.stdout
+
+
+def test_run_without_ports_anywhere_is_a_usage_error(tmp_path):
+    assert run_station("init", "--workdir", tmp_path).returncode == 0
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("label\nL1\n")
+    result = run_station("run", "--headless", "--batch", "WO", "--model", "M", "--manifest", manifest, cwd=tmp_path)
+    assert_clean_failure(result, 2, "no ports")
