@@ -61,6 +61,9 @@ NONCE_LEN = 32
 _CHUNK_FRAME_OVERHEAD = 32
 
 
+_FIELD_KEY = re.compile(r"[a-z][a-z0-9_]*")
+
+
 class Verb(StrEnum):
     HELLO = "HELLO"
     BEGIN = "BEGIN"
@@ -239,11 +242,13 @@ class Frame:
         return " ".join(self.args[1:]) if self.is_error else ""
 
     def fields(self) -> dict[str, str]:
-        """The key=value arguments (HELLO and COMMIT answers); positional ones are skipped."""
+        """The key=value arguments (HELLO and COMMIT answers); positional ones are skipped.
+        Keys are lower-case names and values are not empty, so base64 padding (`QUI=`) is
+        never mistaken for a field."""
         out = {}
         for arg in self.args:
             key, sep, value = arg.partition("=")
-            if sep:
+            if sep and value and not value.startswith("=") and _FIELD_KEY.fullmatch(key):
                 out[key] = value
         return out
 

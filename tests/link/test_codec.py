@@ -226,3 +226,10 @@ def test_assembler_refuses_bad_announcements(total, sha, code):
     with pytest.raises(PayloadError) as exc:
         PayloadAssembler(total, sha, max_len=4096)
     assert exc.value.code is code
+
+
+def test_fields_never_mistake_base64_padding_for_a_field():
+    frame = decode_frame(encode_frame(7, Verb.OK, ["sig", "0", "QUI=", "QQ=="]))
+    assert frame.fields() == {}
+    hello = decode_frame(encode_frame(1, Verb.OK, ["1", "id=00AA", "fw=1.0.0", "mtu=512"]))
+    assert hello.fields() == {"id": "00AA", "fw": "1.0.0", "mtu": "512"}
