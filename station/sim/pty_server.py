@@ -65,9 +65,14 @@ class _PortServer:
     def _serve(self) -> None:
         # We hold the slave open ourselves, so the master never reads EIO while the station
         # has the port closed (that would make select() spin).
+        # poll, not select: a line of a few hundred devices has descriptors above
+        # FD_SETSIZE (1024), which select() cannot watch.
+        poller = select.poll()
+        poller.register(self._master, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
         while not self._stop.is_set():
-            readable, _, _ = select.select([self._master, self._wake_r], [], [])
-            if self._wake_r in readable:
+            ready = {fd for fd, _ in poller.poll()}
+            if self._wake_r in ready:
                 return
             try:
                 data = os.read(self._master, 4096)
@@ -88,11 +93,14 @@ class _PortServer:
 
     def _send(self, data: bytes) -> bool:
         pos = 0
+        poller = select.poll()
+        poller.register(self._master, select.POLLOUT)
+        poller.register(self._wake_r, select.POLLIN)
         while pos < len(data):
-            _, writable, _ = select.select([self._wake_r], [self._master], [], 1.0)
+            ready = dict(poller.poll(1000))
             if self._stop.is_set():
                 return False
-            if not writable:
+            if not ready.get(self._master, 0) & select.POLLOUT:
                 continue  # the station is not reading; the pty buffer is full
             try:
                 n = os.write(self._master, data[pos:pos + _PACE_BLOCK])

@@ -124,3 +124,31 @@ def test_station_sim_explains_bad_faults(tmp_path, args, fragment):
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 2
     assert "Traceback" not in err and fragment in err and out == ""
+
+
+def test_devices_whose_descriptors_are_above_fd_setsize_still_answer(tmp_path):
+    # A line of a few hundred devices has descriptors above 1024, where select() fails.
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip(f"needs at least 1200 open files (limit {soft})")
+    from station.drivers.cip import CipDriver
+
+    filler = []
+    while not filler or filler[-1] < 1100:
+        filler.append(os.open(os.devnull, os.O_RDONLY))
+    try:
+        line = SimulatedLine(1, tmp_path, keygen_ms=0).start()
+    finally:
+        # The station side (pyserial uses select() too) gets low descriptors again.
+        for fd in filler:
+            os.close(fd)
+    try:
+        driver = CipDriver.open(line.ports[0])
+        try:
+            assert driver.identify().device_id == line.devices[0].identity.device_id
+        finally:
+            driver.close()
+    finally:
+        line.stop()
