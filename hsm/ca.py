@@ -148,6 +148,12 @@ class CertificateAuthority:
     _signer: object = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        # Refuse by default: a CA key the token would let out is not a CA key to sign with.
+        attrs = self.token.private_key_attributes(self.issuing_label)
+        if not attrs["sensitive"] or attrs["extractable"]:
+            raise CAError(f"issuing key {self.issuing_label!r} on the token is "
+                          f"{'extractable' if attrs['extractable'] else 'not sensitive'}; refusing to sign with "
+                          "a key that can leave the HSM")
         check_issuing_import(self.token, self.issuing_label, self.chain)
         self._signer = signer_for(self.token, self.issuing_label)
 

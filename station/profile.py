@@ -112,7 +112,8 @@ def device_certificate_builder(profile: ProfileConfig, *, subject: x509.Name, pu
         .public_key(public_key)
         .serial_number(serial)
         .not_valid_before(now - dt.timedelta(seconds=profile.backdate_seconds))
-        .not_valid_after(now + dt.timedelta(days=profile.validity_days))
+        # Never beyond the issuing CA: a chain is only valid while every certificate in it is.
+        .not_valid_after(min(now + dt.timedelta(days=profile.validity_days), issuer.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         # Only RSA keys can encipher: EC and Ed25519 certificates must not carry
         # keyEncipherment; RSA device keys get it because TLS RSA key transport needs it.

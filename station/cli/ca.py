@@ -36,7 +36,7 @@ def ca_show(ctx: click.Context) -> None:
             role = "issuing CA" if position == 0 else ("root CA" if position == len(ca.chain) - 1 else "intermediate")
             if position == 0:
                 where = f"HSM token {cfg.hsm.token_label!r}, key {cfg.hsm.issuing_key_label!r} " \
-                        f"(sensitive, not extractable)"
+                        f"({_protection(token.private_key_attributes(cfg.hsm.issuing_key_label))})"
             elif cfg.ca.setup == "development" and token.has_key(cfg.hsm.root_key_label) and \
                     _same_key(token.public_key(cfg.hsm.root_key_label), cert.public_key()):
                 where = f"HSM token {cfg.hsm.token_label!r}, key {cfg.hsm.root_key_label!r} (development set-up)"
@@ -50,6 +50,15 @@ def ca_show(ctx: click.Context) -> None:
             click.echo(f"    key:         {describe_key(cert.public_key())}")
             click.echo(f"    sha256:      {fingerprint(cert)}")
             click.echo(f"    private key: {where}")
+
+
+def _protection(attrs: dict[str, bool]) -> str:
+    """The key's flags as the token reports them (not what we expect them to be)."""
+    return ", ".join([
+        "sensitive" if attrs["sensitive"] else "NOT SENSITIVE",
+        "not extractable" if not attrs["extractable"] else "EXTRACTABLE",
+        "never extractable" if attrs["never_extractable"] else "was extractable",
+    ])
 
 
 def _same_key(a, b) -> bool:

@@ -7,7 +7,7 @@ import click
 
 from station.boot import open_station
 from station.config import load_config
-from station.errors import EnvironmentProblem, UsageError
+from station.errors import EnvironmentProblem, PolicyRefusal, UsageError
 from station.profile import DeviceRef, subject_for
 
 
@@ -34,7 +34,13 @@ def issue_command(ctx: click.Context, csr: Path | None, device_id: str, label: s
     except OSError as exc:
         raise UsageError(f"cannot read CSR {csr}: {exc.strerror}") from None
     with open_station(cfg) as station:
-        issued = station.issuer.issue(data, device, operator="cli")
+        try:
+            issued = station.issuer.issue(data, device, operator="cli")
+        except PolicyRefusal as refusal:
+            # Every refusal is part of the record, not only those the line sees.
+            station.audit.log_event("issuance-refused", operator="cli", device_id=device_id,
+                                    data={"code": refusal.code, "reason": str(refusal), "csr_file": str(csr)})
+            raise
         try:
             out.write_bytes(issued.pem)
         except OSError as exc:

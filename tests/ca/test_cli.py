@@ -65,7 +65,7 @@ def test_ca_show_names_where_each_key_lives(workdir):
     result = run_station("ca", "show", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert "issuing CA" in result.stdout and "root CA" in result.stdout
-    assert "HSM token 'station-ca', key 'issuing-ca'" in result.stdout
+    assert "HSM token 'station-ca', key 'issuing-ca' (sensitive, not extractable, never extractable)" in result.stdout
     assert "sha256:" in result.stdout and "ec-p256" in result.stdout
 
 
@@ -118,6 +118,11 @@ def test_refused_csr_exits_1_with_one_line(workdir, tmp_path):
                          "--out", tmp_path / "x.pem", cwd=workdir)
     assert_clean_failure(result, 1, "rsa-1024")
     assert not (tmp_path / "x.pem").exists()
+    import sqlite3
+
+    db = sqlite3.connect(workdir / "audit.db")
+    logged = db.execute("select operator, device_id, data from events where kind = 'issuance-refused'").fetchall()
+    assert any(row[1] == "AB" and "key-not-allowed" in row[2] for row in logged), logged
 
 
 def test_wrong_pin_exits_3_and_never_shows_the_pin(workdir, tmp_path):

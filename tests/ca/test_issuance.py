@@ -129,3 +129,14 @@ def test_concurrent_issuance_from_many_threads(station, device):
     assert len({r.serial for r in results}) == 120
     for r in results:
         r.certificate.verify_directly_issued_by(station.ca.certificate)
+
+
+def test_device_certificate_never_outlives_the_issuing_ca(station, device):
+    import dataclasses
+
+    from station.issuance import Issuer
+
+    long_lived = dataclasses.replace(station.cfg.profile, validity_days=100_000)
+    issuer = Issuer(ca=station.ca, profile=long_lived, policy=station.issuer.policy, record=station.audit)
+    issued = issuer.issue(make_csr(issuer.subject_for(device)), device)
+    assert issued.certificate.not_valid_after_utc == station.ca.certificate.not_valid_after_utc

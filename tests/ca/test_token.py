@@ -60,3 +60,22 @@ def test_missing_token_directory_is_explained(tmp_path):
 def test_missing_module_is_explained(tmp_path):
     with pytest.raises(TokenNotFound, match="does not exist"):
         Token(Path(tmp_path / "libnothing.so"), "x", "1234")
+
+
+def test_an_extractable_issuing_key_is_refused(station):
+    from pkcs11 import Attribute, KeyType
+    from pkcs11.util.ec import encode_named_curve_parameters
+
+    from hsm.ca import CertificateAuthority
+    from hsm.errors import CAError
+    from hsm.token import PKCS11_LOCK
+
+    label = "leaky-ca"
+    if not station.token.has_key(label):
+        with PKCS11_LOCK:
+            params = station.token._session.create_domain_parameters(
+                KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True)
+            params.generate_keypair(store=True, label=label, id=label.encode(),
+                                    private_template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True})
+    with pytest.raises(CAError, match="extractable"):
+        CertificateAuthority(token=station.token, issuing_label=label, chain=station.ca.chain)
