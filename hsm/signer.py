@@ -33,13 +33,34 @@ def _digest(data: bytes, algorithm) -> bytes:
     return h.finalize()
 
 
-class HsmEcPrivateKey(ec.EllipticCurvePrivateKey):
-    """An EC key held by the token under `label`."""
+class _HeldInToken:
+    """What every token-held key shares: it cannot be exported, and copying it is sharing it
+    (the object is only a handle on the token). Listed first in the bases, so its methods
+    satisfy cryptography's abstract ones."""
 
     def __init__(self, token: Token, label: str):
         self._token = token
         self.label = label
         self._public = token.public_key(label)
+
+    def private_numbers(self):
+        _refuse("exported")
+
+    def private_bytes(self, encoding, format, encryption_algorithm):
+        _refuse("exported")
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class HsmEcPrivateKey(_HeldInToken, ec.EllipticCurvePrivateKey):
+    """An EC key held by the token under `label`."""
+
+    def __init__(self, token: Token, label: str):
+        super().__init__(token, label)
         if not isinstance(self._public, ec.EllipticCurvePublicKey):
             raise HSMError(f"key {label!r} on the token is not an EC key")
 
@@ -70,26 +91,12 @@ class HsmEcPrivateKey(ec.EllipticCurvePrivateKey):
     def exchange(self, algorithm, peer_public_key):
         _refuse("used for key exchange")
 
-    def private_numbers(self):
-        _refuse("exported")
 
-    def private_bytes(self, encoding, format, encryption_algorithm):
-        _refuse("exported")
-
-    def __copy__(self):
-        return self
-
-    def __deepcopy__(self, memo):
-        return self
-
-
-class HsmRsaPrivateKey(rsa.RSAPrivateKey):
+class HsmRsaPrivateKey(_HeldInToken, rsa.RSAPrivateKey):
     """An RSA key held by the token under `label` (PKCS#1 v1.5 signatures)."""
 
     def __init__(self, token: Token, label: str):
-        self._token = token
-        self.label = label
-        self._public = token.public_key(label)
+        super().__init__(token, label)
         if not isinstance(self._public, rsa.RSAPublicKey):
             raise HSMError(f"key {label!r} on the token is not an RSA key")
 
@@ -112,18 +119,6 @@ class HsmRsaPrivateKey(rsa.RSAPrivateKey):
 
     def decrypt(self, ciphertext, padding):
         _refuse("used for decryption")
-
-    def private_numbers(self):
-        _refuse("exported")
-
-    def private_bytes(self, encoding, format, encryption_algorithm):
-        _refuse("exported")
-
-    def __copy__(self):
-        return self
-
-    def __deepcopy__(self, memo):
-        return self
 
 
 def signer_for(token: Token, label: str):

@@ -8,7 +8,6 @@ where the machine lacks the means."""
 from __future__ import annotations
 
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -19,19 +18,7 @@ from cryptography import x509
 
 from station.audit import AuditDB
 from tests.cli_runner import assert_clean_failure, run_station
-
-
-def _start_sim(workdir: Path, count: int) -> tuple[subprocess.Popen, list[str]]:
-    sim = subprocess.Popen([sys.executable, "-m", "station", "sim", "--devices", str(count), "--store",
-                            str(workdir / "devices"), "--keygen-ms", "20"], stdout=subprocess.PIPE, text=True)
-    return sim, [sim.stdout.readline().strip() for _ in range(count)]
-
-
-def _station(tmp_path: Path) -> Path:
-    assert run_station("init", "--workdir", tmp_path).returncode == 0
-    config = tmp_path / "station.toml"
-    config.write_text(config.read_text().replace('label_source = "manifest"', 'label_source = "device-id"'))
-    return config
+from tests.engine.processes import simulated_devices, station_dir
 
 
 def _chattr_works(path: Path) -> bool:
@@ -44,20 +31,18 @@ def _chattr_works(path: Path) -> bool:
 
 
 def test_read_only_audit_database_stops_the_line_before_any_issuance(tmp_path):
-    _station(tmp_path)
+    station_dir(tmp_path)
     db = tmp_path / "audit.db"
     AuditDB.open(db, station_id="station-1").close()  # an existing station's database
     if not _chattr_works(db):
         pytest.skip("chattr +i not available on this filesystem")
-    sim, ports = _start_sim(tmp_path, 2)
-    subprocess.run(["chattr", "+i", str(db)], check=True)
-    try:
-        result = run_station("run", "--headless", "--batch", "WO-RO", "--model", "SIM-1",
-                             *[f"--port={p}" for p in ports], cwd=tmp_path)
-    finally:
-        subprocess.run(["chattr", "-i", str(db)], check=True)
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(10)
+    with simulated_devices(tmp_path, 2) as ports:
+        subprocess.run(["chattr", "+i", str(db)], check=True)
+        try:
+            result = run_station("run", "--headless", "--batch", "WO-RO", "--model", "SIM-1",
+                                 *[f"--port={p}" for p in ports], cwd=tmp_path)
+        finally:
+            subprocess.run(["chattr", "-i", str(db)], check=True)
     assert_clean_failure(result, 3, "read-only", str(db))
     assert "PASS" not in result.stdout
     for folder in (tmp_path / "devices").iterdir():
@@ -75,22 +60,18 @@ def _can_mount_tmpfs() -> bool:
 
 @pytest.mark.skipif(not _can_mount_tmpfs(), reason="needs unshare -m and mount (CAP_SYS_ADMIN)")
 def test_disk_full_mid_batch_halts_issuance_and_loses_nothing(tmp_path):
-    config = _station(tmp_path)
+    config = station_dir(tmp_path)
     config.write_text(config.read_text().replace('database = "audit.db"', 'database = "auditfs/audit.db"'))
     (tmp_path / "auditfs").mkdir()
     (tmp_path / "saved").mkdir()
-    sim, ports = _start_sim(tmp_path, 12)
-    station = f"{sys.executable} -m station run --headless --batch WO-FULL --model SIM-1 " + " ".join(
-        f"--port=S{i % 2 + 1}={p}" for i, p in enumerate(ports))
-    # The database lives on a 640 KiB tmpfs that exists only in this namespace; once the run
-    # ends its files are copied out so the test can read what the station left.
-    shell = (f"mount -t tmpfs -o size=640k tmpfs {tmp_path}/auditfs && cd {tmp_path} && "
-             f"{station}; rc=$?; cp {tmp_path}/auditfs/* {tmp_path}/saved/; exit $rc")
-    try:
+    with simulated_devices(tmp_path, 12) as ports:
+        station = f"{sys.executable} -m station run --headless --batch WO-FULL --model SIM-1 " + " ".join(
+            f"--port=S{i % 2 + 1}={p}" for i, p in enumerate(ports))
+        # The database lives on a 640 KiB tmpfs that exists only in this namespace; once the
+        # run ends its files are copied out so the test can read what the station left.
+        shell = (f"mount -t tmpfs -o size=640k tmpfs {tmp_path}/auditfs && cd {tmp_path} && "
+                 f"{station}; rc=$?; cp {tmp_path}/auditfs/* {tmp_path}/saved/; exit $rc")
         result = subprocess.run(["unshare", "-m", "sh", "-c", shell], capture_output=True, text=True, timeout=120)
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(10)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert "HALT" in result.stdout and "disk full" in result.stdout, result.stdout

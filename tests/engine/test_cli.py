@@ -5,6 +5,7 @@ import json
 import sqlite3
 
 from tests.cli_runner import assert_clean_failure, run_station
+from tests.engine.processes import simulated_devices, station_dir
 
 
 def test_demo_runs_the_whole_product_and_can_run_again(tmp_path):
@@ -58,23 +59,11 @@ def test_run_on_a_missing_port_fails_that_device_with_the_reason(tmp_path):
 
 
 def test_run_takes_model_and_ports_from_the_configuration(tmp_path):
-    import signal
-    import subprocess
-    import sys
-
-    assert run_station("init", "--workdir", tmp_path).returncode == 0
-    sim = subprocess.Popen([sys.executable, "-m", "station", "sim", "--devices", "2", "--store",
-                            str(tmp_path / "devices"), "--keygen-ms", "20"], stdout=subprocess.PIPE, text=True)
-    try:
-        ports = [sim.stdout.readline().strip() for _ in range(2)]
-        config = tmp_path / "station.toml"
-        config.write_text(config.read_text().replace('label_source = "manifest"', 'label_source = "device-id"')
-                          .replace("[line]\n", f'[line]\nmodel = "SIM-1"\nports = {{ A1 = "{ports[0]}", '
-                                               f'A2 = "{ports[1]}" }}\n'))
+    config = station_dir(tmp_path)
+    with simulated_devices(tmp_path, 2) as ports:
+        config.write_text(config.read_text().replace(
+            "[line]\n", f'[line]\nmodel = "SIM-1"\nports = {{ A1 = "{ports[0]}", A2 = "{ports[1]}" }}\n'))
         result = run_station("run", "--headless", "--batch", "WO-CFG", cwd=tmp_path)
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(10)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS slot=A1" in result.stdout and "PASS slot=A2" in result.stdout
 

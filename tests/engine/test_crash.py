@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 
 from cryptography import x509
@@ -15,11 +13,7 @@ from cryptography.hazmat.primitives import serialization
 
 from station.drivers.cip import CipDriver
 from tests.cli_runner import run_station
-
-
-def _station_proc(*args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "station", *map(str, args)], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+from tests.engine.processes import simulated_devices, station_dir, station_proc
 
 
 def _spki(key) -> bytes:
@@ -27,16 +21,10 @@ def _spki(key) -> bytes:
 
 
 def test_sigkill_mid_batch_then_restart_recovers(tmp_path):
-    assert run_station("init", "--workdir", tmp_path).returncode == 0
-    config = tmp_path / "station.toml"
-    config.write_text(config.read_text().replace('label_source = "manifest"', 'label_source = "device-id"'))
-
-    sim = _station_proc("sim", "--devices", 8, "--store", tmp_path / "devices", "--keygen-ms", 400, cwd=tmp_path)
-    try:
-        ports = [sim.stdout.readline().strip() for _ in range(8)]
-        assert all(p.startswith("/dev/") for p in ports), ports
+    station_dir(tmp_path)
+    with simulated_devices(tmp_path, 8, keygen_ms=400) as ports:
         slot_args = [f"--port=S{i % 4 + 1}={port}" for i, port in enumerate(ports)]
-        run = _station_proc("run", "--headless", "--batch", "WO-CRASH", "--model", "SIM-1", *slot_args, cwd=tmp_path)
+        run = station_proc("run", "--headless", "--batch", "WO-CRASH", "--model", "SIM-1", *slot_args, cwd=tmp_path)
         first = run.stdout.readline()
         assert first.startswith("PASS"), first + run.stderr.read()
         time.sleep(0.15)  # the next round of devices is between KEYGEN and PROVE
@@ -65,9 +53,6 @@ def test_sigkill_mid_batch_then_restart_recovers(tmp_path):
                             *[f"--port=S{i % 4 + 1}={p}" for i, p in enumerate(retry)], cwd=tmp_path)
         assert again.returncode == 0, again.stdout + again.stderr
         assert again.stdout.count("PASS ") == len(retry)
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(10)
 
     db = sqlite3.connect(tmp_path / "audit.db")
     states = dict(db.execute("select device_id, state from devices"))
@@ -91,21 +76,14 @@ def test_sigkill_mid_batch_then_restart_recovers(tmp_path):
 
 
 def test_sigterm_stops_the_line_gently(tmp_path):
-    assert run_station("init", "--workdir", tmp_path).returncode == 0
-    config = tmp_path / "station.toml"
-    config.write_text(config.read_text().replace('label_source = "manifest"', 'label_source = "device-id"'))
-    sim = _station_proc("sim", "--devices", 4, "--store", tmp_path / "devices", "--keygen-ms", 300, cwd=tmp_path)
-    try:
-        ports = [sim.stdout.readline().strip() for _ in range(4)]
-        run = _station_proc("run", "--headless", "--batch", "WO-STOP", "--model", "SIM-1",
+    station_dir(tmp_path)
+    with simulated_devices(tmp_path, 4, keygen_ms=300) as ports:
+        run = station_proc("run", "--headless", "--batch", "WO-STOP", "--model", "SIM-1",
                             *[f"--port=S1={p}" for p in ports], cwd=tmp_path)
         first = run.stdout.readline()
         assert first.startswith("PASS"), first + run.stderr.read()
         run.send_signal(signal.SIGTERM)  # the second device is in flight now
         out, err = run.communicate(timeout=30)
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(10)
     assert run.returncode == 130, out + err
     assert "STOP SIGTERM" in out and "STOPPED" in out.splitlines()[-1]
     assert "Traceback" not in err
