@@ -74,8 +74,12 @@ def main(argv: list[str]) -> None:
     if not argv:
         print(__doc__)
         sys.exit(2)
-    ensure_debian_packages()
-    ensure_venv()
+    try:
+        ensure_debian_packages()
+        ensure_venv()
+    except subprocess.CalledProcessError as exc:
+        say(f"set-up failed: `{' '.join(map(str, exc.cmd))}` exited {exc.returncode} (see its output above)")
+        sys.exit(3)
     bin_dir = VENV / "bin"
     env = dict(os.environ, VIRTUAL_ENV=str(VENV), PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     cmd = argv[0]

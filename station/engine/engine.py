@@ -211,8 +211,10 @@ class Engine:
 
     def _guarded(self, slot: str, ports: list[str]) -> None:
         for port in ports:
-            if self.stopping:
-                return  # the device stays untouched in its fixture
+            if self.stopping or self.halted:
+                # The device stays untouched in its fixture: nothing is started that the
+                # station could not record or finish.
+                return
             try:
                 self.provision_port(slot, port)
             except StepFailed:
