@@ -180,5 +180,37 @@ class CertificateAuthority:
         return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
 
 
+def aws_verification_certificate(ca: CertificateAuthority, registration_code: str,
+                                 days: int = 1) -> x509.Certificate:
+    """The certificate AWS IoT asks for when the issuing CA is registered: subject CN = the
+    account's registration code, signed by the issuing CA key (proof that we hold it).
+
+    Its key pair is made in memory and thrown away: AWS never needs it, and without it the
+    certificate can authenticate nothing. It is no CA, has no clientAuth, and lives a day."""
+    from cryptography.hazmat.primitives.asymmetric import ec as _ec
+
+    if not registration_code or not registration_code.isalnum() or len(registration_code) > 64:
+        raise CAError("the registration code must be 1-64 letters and digits (`aws iot get-registration-code`)")
+    throwaway = _ec.generate_private_key(_ec.SECP256R1()).public_key()
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    issuer_ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, registration_code)]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(throwaway)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(min(now + dt.timedelta(days=days), ca.certificate.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(throwaway), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
+    )
+    return ca.sign(builder)
+
+
 def fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex()

@@ -7,12 +7,12 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from hsm.ca import check_issuing_import, create_issuing_csr, fingerprint
+from hsm.ca import aws_verification_certificate, check_issuing_import, create_issuing_csr, fingerprint
 from hsm.errors import CAError
 from hsm.token import KeySpec
 from station.boot import load_chain, open_ca, open_token
 from station.config import load_config
-from station.errors import ConfigError, EnvironmentProblem
+from station.errors import ConfigError, EnvironmentProblem, UsageError
 from station.policy import describe_key
 
 
@@ -114,6 +114,31 @@ def ca_import(ctx: click.Context, file: Path) -> None:
         click.echo(f"previous chain kept as {backup}")
     _write(cfg.ca.chain, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
     click.echo(f"installed issuing CA {chain[0].subject.rfc4514_string()} ({fingerprint(chain[0])})")
+
+
+@ca_group.command("aws-verification")
+@click.argument("registration_code")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the verification certificate (PEM).")
+@click.pass_context
+def ca_aws_verification(ctx: click.Context, registration_code: str, out: Path) -> None:
+    """Sign the AWS IoT CA-registration verification certificate (CN = REGISTRATION_CODE) with
+    the issuing CA key; logged in the audit."""
+    from station.boot import open_station
+
+    if not registration_code.isalnum() or len(registration_code) > 64:
+        raise UsageError(f"{registration_code!r} is not a registration code (1-64 letters and digits, "
+                         "from `aws iot get-registration-code`)")
+    cfg = _config(ctx)
+    with open_station(cfg) as station:
+        cert = aws_verification_certificate(station.ca, registration_code)
+        station.audit.log_event("aws-verification-certificate-signed", operator="cli", data={
+            "registration_code": registration_code, "serial": format(cert.serial_number, "x"),
+            "sha256": fingerprint(cert), "issuing_ca_sha256": fingerprint(station.ca.certificate)})
+    _write(out, cert.public_bytes(serialization.Encoding.PEM))
+    click.echo(f"wrote the verification certificate (CN={registration_code}) to {out}; register the issuing CA "
+               f"with: aws iot register-ca-certificate --ca-certificate file://ISSUING.pem "
+               f"--verification-certificate file://{out}")
 
 
 def _write(path: Path, data: bytes) -> None:

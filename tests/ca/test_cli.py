@@ -267,3 +267,24 @@ def test_station_config_variable_is_used_when_no_option_is_given(workdir, tmp_pa
     result = run_station("ca", "show", cwd=tmp_path, env={"STATION_CONFIG": str(workdir / "station.toml")})
     assert result.returncode == 0, result.stderr
     assert "issuing CA" in result.stdout
+
+
+def test_aws_verification_certificate_is_signed_by_the_issuing_key_and_audited(workdir, tmp_path):
+    out = tmp_path / "verification.pem"
+    result = run_station("ca", "aws-verification", "a1b2c3d4e5f60718", "--out", out, cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    cert = x509.load_pem_x509_certificate(out.read_bytes())
+    issuing = x509.load_pem_x509_certificates((workdir / "ca/chain.pem").read_bytes())[0]
+    cert.verify_directly_issued_by(issuing)
+    assert cert.subject.rfc4514_string() == "CN=a1b2c3d4e5f60718"
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    with pytest.raises(x509.ExtensionNotFound):
+        cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    import sqlite3
+
+    logged = sqlite3.connect(workdir / "audit.db").execute(
+        "select data from events where kind = 'aws-verification-certificate-signed'").fetchall()
+    assert any("a1b2c3d4e5f60718" in row[0] for row in logged)
+    bad = run_station("ca", "aws-verification", "not a code!", "--out", tmp_path / "x.pem", cwd=workdir)
+    assert_clean_failure(bad, 2, "registration code")
+    assert not (tmp_path / "x.pem").exists()
