@@ -15,6 +15,7 @@ from typing import TextIO
 from station.boot import open_station
 from station.config import StationConfig
 from station.engine.batch import Batch, Manifest
+from station.errors import StationError
 from station.engine.engine import Engine
 from station.engine.events import DeviceFailed, DevicePassed, Event, IssuanceHalted
 
@@ -70,6 +71,7 @@ class RunSummary:
     elapsed_s: float
     halted: str | None = None
     stopped: bool = False
+    audit_head: str = ""  # "ID:HASH" of the newest audit event when the run ended
 
     @property
     def devices_per_hour(self) -> float:
@@ -79,6 +81,7 @@ class RunSummary:
     def line(self) -> str:
         text = (f"batch {self.batch_id}: {self.passed} passed, {self.failed} failed in {self.elapsed_s:.1f} s "
                 f"({self.devices_per_hour:g} devices/h); audit {self.database}")
+        text += f"; head {self.audit_head}" if self.audit_head else ""
         text += "; STOPPED before the end" if self.stopped else ""
         return text + (f"; HALTED: {self.halted}" if self.halted else "")
 
@@ -86,7 +89,7 @@ class RunSummary:
         return json.dumps({"batch_id": self.batch_id, "passed": self.passed, "failed": self.failed,
                            "database": self.database, "devices_per_hour": self.devices_per_hour,
                            "elapsed_s": round(self.elapsed_s, 3), "halted": self.halted,
-                           "stopped": self.stopped}, sort_keys=True)
+                           "stopped": self.stopped, "audit_head": self.audit_head}, sort_keys=True)
 
 
 def run_batch(cfg: StationConfig, *, batch_id: str, model: str, operator: str, slots: dict[str, list[str]],
@@ -105,6 +108,11 @@ def run_batch(cfg: StationConfig, *, batch_id: str, model: str, operator: str, s
             for slot, ports in slots.items():
                 engine.run_slot_queue(slot, ports)
             engine.finish()
+        try:
+            head_id, head_hash = station.audit.head()
+            head = f"{head_id}:{head_hash}"
+        except StationError:
+            head = ""  # the database is what failed; the HALT line says why
         return RunSummary(batch_id=batch_id, passed=batch.passed, failed=batch.failed,
                           database=str(cfg.audit.database), elapsed_s=time.monotonic() - start,
-                          halted=engine.halted, stopped=engine.stopping)
+                          halted=engine.halted, stopped=engine.stopping, audit_head=head)

@@ -181,6 +181,15 @@ class AuditDB:
             "SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
         return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
+    def head(self) -> tuple[int, str]:
+        """(id, hash) of the newest event. Written down outside the station (the run summary
+        prints it), it lets `station audit verify --expect-head` detect a truncated log.
+
+        Raises: AuditUnreadable.
+        """
+        rows = self._read("SELECT id, hash FROM events ORDER BY id DESC LIMIT 1")
+        return (rows[0]["id"], rows[0]["hash"]) if rows else (0, GENESIS_HASH)
+
     def _append(self, kind: str, *, operator=None, batch_id=None, slot=None, device_id=None,
                 data: dict | None = None) -> int:
         """Append one chained event inside the current transaction; returns its id."""

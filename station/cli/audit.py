@@ -29,19 +29,50 @@ def audit_group() -> None:
                                  "(default: [audit] public_key in the configuration).")
 @click.option("--skip-signatures", is_flag=True,
               help="Check the chain and tables only; checkpoint signatures are NOT verified.")
+@click.option("--expect-head", metavar="ID:HASH", default=None,
+              help="An event id and hash written down earlier (a run summary's `head`): the log must "
+                   "still hold exactly that event, which detects truncation after the last checkpoint.")
 @click.pass_context
 def audit_verify(ctx: click.Context, db_path: Path | None, key_path: Path | None,
-                 skip_signatures: bool) -> None:
+                 skip_signatures: bool, expect_head: str | None) -> None:
     """Check the hash chain, every checkpoint signature and the certificates table."""
     if skip_signatures and key_path is not None:
         raise UsageError("--skip-signatures and --public-key exclude each other")
     if db_path is None or (key_path is None and not skip_signatures):
         db_path, key_path = _from_config(ctx, db_path, key_path, skip_signatures)
     public_key = _load_public_key(key_path) if key_path is not None else None
+    expected = _parse_head(expect_head) if expect_head else None
     report = verify(db_path, public_key)
     if not report.ok:
         raise AuditTampered(f"{db_path}: {report.summary()}")
+    if expected is not None:
+        _check_head(db_path, *expected)
     click.echo(f"{db_path}: {report.summary()}")
+
+
+def _parse_head(text: str) -> tuple[int, str]:
+    event_id, sep, digest = text.partition(":")
+    if not sep or not event_id.isdigit() or len(digest) != 64:
+        raise UsageError(f"--expect-head {text!r}: expected ID:HASH (an event id and its 64-hex-digit hash)")
+    return int(event_id), digest.lower()
+
+
+def _check_head(db_path: Path, event_id: int, digest: str) -> None:
+    """The chain already verified; it must still contain the recorded event, unchanged."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as conn:
+            row = conn.execute("SELECT hash FROM events WHERE id = ?", (event_id,)).fetchone()
+            newest = conn.execute("SELECT MAX(id) FROM events").fetchone()[0] or 0
+    except sqlite3.Error as exc:
+        raise AuditTampered(f"{db_path}: cannot read events to check the expected head ({exc})") from None
+    if row is None:
+        raise AuditTampered(f"{db_path}: audit TAMPERED: event {event_id} recorded earlier is missing; the log "
+                            f"ends at event {newest} (truncated?)")
+    if row[0] != digest:
+        raise AuditTampered(f"{db_path}: audit TAMPERED: event {event_id} has hash {row[0][:16]}..., "
+                            f"recorded earlier as {digest[:16]}...")
 
 
 def _from_config(ctx: click.Context, db_path, key_path, skip_signatures):

@@ -74,3 +74,23 @@ def test_run_without_ports_anywhere_is_a_usage_error(tmp_path):
     manifest.write_text("label\nL1\n")
     result = run_station("run", "--headless", "--batch", "WO", "--model", "M", "--manifest", manifest, cwd=tmp_path)
     assert_clean_failure(result, 2, "no ports")
+
+
+def test_the_head_printed_by_a_run_detects_truncation_after_the_last_checkpoint(tmp_path):
+    workdir = tmp_path / "demo"
+    result = run_station("demo", "--headless", "--devices", 2, "--slots", 2, "--workdir", workdir,
+                         "--keygen-ms", 20, "--json")
+    assert result.returncode == 0, result.stderr
+    head = json.loads(result.stdout.strip().splitlines()[-1])["audit_head"]
+    assert run_station("audit", "verify", "--expect-head", head, cwd=workdir).returncode == 0
+
+    db = sqlite3.connect(workdir / "audit.db")
+    db.execute("drop trigger events_no_delete")
+    db.execute("delete from events where id = (select max(id) from events)")
+    db.commit()
+    db.close()
+    # Alone, the file cannot show that its last, unsigned events are gone (docs/audit.md) ...
+    assert run_station("audit", "verify", cwd=workdir).returncode == 0
+    # ... the head written down at the end of the run can.
+    result = run_station("audit", "verify", "--expect-head", head, cwd=workdir)
+    assert_clean_failure(result, 1, f"event {head.split(':')[0]} recorded earlier is missing", "truncated")
