@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from station.cli.run import finish
+from station.cli.run import report
 from station.demo import run_demo
 
 
@@ -25,4 +25,4 @@ def demo_command(ctx, headless, devices, slots, workdir, keygen_ms, baud, as_jso
     """Run the whole product on embedded defaults: SoftHSM2 token, simulated devices, local SQLite."""
     summary = run_demo(workdir, devices=devices, slots=slots, keygen_ms=keygen_ms, baud=baud,
                        say=lambda m: click.echo(m, err=True))
-    ctx.exit(finish(summary, as_json))
+    ctx.exit(report(summary, as_json))

@@ -23,7 +23,8 @@ def parse_ports(values: tuple[str, ...]) -> dict[str, list[str]]:
     return slots
 
 
-def finish(summary, as_json: bool) -> int:
+def report(summary, as_json: bool) -> int:
+    """Print the summary line (or JSON) and return the run's exit code."""
     click.echo(summary.json() if as_json else summary.line())
     if summary.halted:
         return ExitCode.ENVIRONMENT
@@ -62,4 +63,4 @@ def run_command(ctx, headless, batch_id, model, manifest, operator, expected, po
         raise UsageError("no ports: give --port [SLOT=]PORT, or set the [line] ports table in the configuration")
     summary = run_batch(cfg, batch_id=batch_id, model=model, operator=operator, slots=slots,
                         manifest=manifest, expected=expected, supervisor_override=supervisor_override)
-    ctx.exit(finish(summary, as_json))
+    ctx.exit(report(summary, as_json))

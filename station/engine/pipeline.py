@@ -73,6 +73,8 @@ class DevicePipeline:
         self.label: str | None = None
         self.issued: IssuedCertificate | None = None
         self.delivered = False
+        self._ref: DeviceRef | None = None  # the identity the subject is rendered from
+        self._written: dict[str, bytes] = {}  # what was staged on the device, by kind
 
     # -- plumbing --------------------------------------------------------------------
 
