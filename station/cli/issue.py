@@ -47,4 +47,7 @@ def issue_command(ctx: click.Context, csr: Path | None, device_id: str, label: s
             # The certificate is recorded as issued; mark it so QA sees it never left.
             station.audit.set_certificate_status(issued.serial, "undelivered", reason=f"cannot write {out}")
             raise EnvironmentProblem(f"cannot write {out}: {exc.strerror}") from None
+        # Handed over: otherwise the next station start would take this finished command for
+        # a crash and mark the certificate undelivered.
+        station.audit.set_certificate_status(issued.serial, "delivered", reason=f"written to {out} by station issue")
     click.echo(f"issued serial {issued.serial:x} sha256 {issued.fingerprint_sha256} -> {out}")

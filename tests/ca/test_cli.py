@@ -99,6 +99,11 @@ def test_print_subject_then_issue(workdir, tmp_path):
     assert result.returncode == 0, result.stderr
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     assert cert.subject == subject
+    import sqlite3
+
+    status = sqlite3.connect(workdir / "audit.db").execute(
+        "select status from certificates where device_id = '00112233AABBCCDD'").fetchone()[0]
+    assert status == "delivered", "a certificate handed over in a file is delivered, not left in flight"
     # Same key again: refused, exit 1, one line, no new file.
     again = tmp_path / "again.pem"
     result = run_station("issue", csr, "--device-id", "00112233AABBCCDD", "--label", "SN0001", "--model", "GW-2",
