@@ -176,7 +176,7 @@ class Engine:
 
     def provision_port(self, slot: str, port: str) -> Outcome:
         """Provision the device on `port` in this thread; never raises for a device problem."""
-        self.bus.publish(DeviceAttached(slot=slot, port=port))
+        self.emit(DeviceAttached(slot=slot, port=port))  # which fixture port: chain of custody
         self.bus.publish(SlotStateChanged(slot=slot, state="busy"))
         try:
             driver = open_driver(self.line.family, port, **self.driver_opts)
