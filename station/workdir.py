@@ -96,6 +96,21 @@ def init_station(workdir: Path, *, force: bool = False, station_id: str = "stati
         warn(f"WARNING: --force: the previous station (its token with the CA keys, its CA chain and audit "
              f"database) was moved to {backup}. Devices certified by the old CA will not chain to the new one.")
 
+    try:
+        return _create(workdir, station_id=station_id, organization=organization, key_type=key_type)
+    except BaseException:
+        # Half a station is no station: remove what this call created (nothing was there
+        # before, see above), so the next `station init` starts clean instead of refusing.
+        for name in _MANAGED:
+            path = workdir / name
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+        raise
+
+
+def _create(workdir: Path, *, station_id: str, organization: str, key_type: str) -> Path:
     hsm_dir, ca_dir = workdir / "hsm", workdir / "ca"
     ca_dir.mkdir(parents=True, exist_ok=True)
     hsm_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -293,3 +293,15 @@ def test_aws_verification_certificate_is_signed_by_the_issuing_key_and_audited(w
     bad = run_station("ca", "aws-verification", "not a code!", "--out", tmp_path / "x.pem", cwd=workdir)
     assert_clean_failure(bad, 2, "registration code")
     assert not (tmp_path / "x.pem").exists()
+
+
+def test_a_failed_init_leaves_no_half_station_behind(tmp_path):
+    import sys
+    from pathlib import Path
+
+    # Without softhsm2-util on PATH the token cannot be initialised, after the work directory
+    # was already being filled.
+    result = run_station("init", "--workdir", tmp_path, env={"PATH": str(Path(sys.executable).parent)})
+    assert_clean_failure(result, 3, "softhsm2-util not found")
+    assert list(tmp_path.iterdir()) == []
+    assert run_station("init", "--workdir", tmp_path).returncode == 0
