@@ -109,8 +109,9 @@ def ca_import(ctx: click.Context, file: Path) -> None:
         except CAError as exc:
             raise CAError(f"{file}: {exc}; nothing was installed") from None
     if cfg.ca.chain.exists():
+        # Copied, not moved: if writing the new chain fails, the old one is still in place.
         backup = cfg.ca.chain.with_suffix(".pem.previous")
-        cfg.ca.chain.replace(backup)
+        _write(backup, cfg.ca.chain.read_bytes())
         click.echo(f"previous chain kept as {backup}")
     _write(cfg.ca.chain, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
     click.echo(f"installed issuing CA {chain[0].subject.rfc4514_string()} ({fingerprint(chain[0])})")
