@@ -228,6 +228,7 @@ def test_production_setup_csr_offline_root_import(tmp_path):
     assert result.returncode == 0, result.stderr
     chain = x509.load_pem_x509_certificates((tmp_path / "ca/chain.pem").read_bytes())
     assert chain == [issuing, root]
+    assert (tmp_path / "ca/chain.pem.previous").read_bytes() == before
     # ... and the station now issues under it.
     result = run_station("issue", "--print-subject", "--device-id", "AA01", "--label", "P1", "--model", "M",
                          cwd=tmp_path)
