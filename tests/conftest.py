@@ -11,6 +11,12 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
+
+# Property tests judge behaviour, not speed: on a loaded 2-core CI machine a GC pause must not
+# turn into a DeadlineExceeded failure. Explicit @settings elsewhere inherit this.
+settings.register_profile("station", deadline=None)
+settings.load_profile("station")
 
 
 @pytest.fixture(autouse=True)
