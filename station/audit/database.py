@@ -602,6 +602,15 @@ class AuditDB:
             event_id = self._change_status(old, target, f"replaced by 0x{newer['serial']}")
         return event_id
 
+    def devices_passed_in_batch(self, batch_id: str) -> int:
+        """How many devices of `batch_id` are `passed` (for a resumed batch's expected count).
+
+        Raises: AuditUnreadable.
+        """
+        rows = self._read("SELECT COUNT(*) AS n FROM devices WHERE batch_id = ? AND state = 'passed'",
+                          (batch_id,))
+        return rows[0]["n"]
+
     def devices_with_label(self, label: str) -> list[dict]:
         """Every device this database has bound to `label` (a label belongs to one device).
 

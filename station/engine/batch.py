@@ -70,7 +70,9 @@ class Batch:
     manifest: Manifest | None = None
     passed: int = 0
     failed: int = 0
+    passed_before: int = 0  # devices that passed in this batch in earlier runs (a resumed batch)
     _labels_in_use: set[str] = field(default_factory=set, repr=False)
+    _in_progress: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def label_for(self, device_id: str, scanned: str | None) -> str:
@@ -101,8 +103,23 @@ class Batch:
         with self._lock:
             self._labels_in_use.discard(label)
 
-    def count(self, passed: bool) -> tuple[int, int]:
+    def take_unit(self, device_id: str) -> None:
+        """A device starts its provisioning in this work order. With an expected count, the
+        order is full once that many devices passed or are on their way: a work order for 100
+        units never provisions a 101st, whichever slots they come through."""
         with self._lock:
+            if self.expected is not None and \
+                    self.passed_before + self.passed + self._in_progress >= self.expected:
+                raise PolicyRefusal("batch-complete", f"batch {self.batch_id} already has its {self.expected} "
+                                                      f"device(s) passed or in progress; device {device_id} "
+                                                      "belongs to another work order")
+            self._in_progress += 1
+
+    def count(self, passed: bool, *, took_unit: bool = False) -> tuple[int, int]:
+        """Count a device's end; `took_unit` says whether it had taken a unit (take_unit)."""
+        with self._lock:
+            if took_unit:
+                self._in_progress -= 1
             if passed:
                 self.passed += 1
             else:

@@ -64,6 +64,7 @@ class Engine:
         audit.record_operator_login(self.batch.operator)
         audit.open_batch(self.batch.batch_id, model=self.batch.model, operator=self.batch.operator,
                          expected_count=self.batch.expected, manifest_sha256=manifest.sha256 if manifest else None)
+        self.batch.passed_before = audit.devices_passed_in_batch(self.batch.batch_id)
         self.emit(BatchStarted(batch_id=self.batch.batch_id, model=self.batch.model, operator=self.batch.operator,
                                expected=self.batch.expected))
         return recovered
@@ -235,7 +236,7 @@ class Engine:
     def _count(self, outcome: Outcome) -> None:
         with self._lock:
             self.outcomes.append(outcome)
-        passed, failed = self.batch.count(outcome.passed)
+        passed, failed = self.batch.count(outcome.passed, took_unit=outcome.took_unit)
         state = "passed" if outcome.passed else "failed"
         try:
             self.emit(SlotStateChanged(slot=outcome.slot, state=state, device_id=outcome.device_id))

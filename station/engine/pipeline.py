@@ -63,6 +63,7 @@ class Outcome:
     reason: str | None = None
     serial: int | None = None
     duration_s: float = 0.0
+    took_unit: bool = False
 
 
 class DevicePipeline:
@@ -73,6 +74,7 @@ class DevicePipeline:
         self.label: str | None = None
         self.issued: IssuedCertificate | None = None
         self.delivered = False
+        self.took_unit = False  # counts against the batch's expected count
         self._ref: DeviceRef | None = None  # the identity the subject is rendered from
         self._written: dict[str, bytes] = {}  # what was staged on the device, by kind
 
@@ -153,6 +155,8 @@ class DevicePipeline:
                 label = batch.label_for(identity.device_id, None)
             self._check_reprovision(identity)
             self.engine.claim_label(label, identity.device_id)
+            batch.take_unit(identity.device_id)
+            self.took_unit = True
             self.label = label
             self.audit.upsert_device(identity.device_id, model=identity.model, hw_rev=identity.hw_rev,
                                      fw_version=identity.fw_version, label=label, batch_id=batch.batch_id,
@@ -240,7 +244,7 @@ class DevicePipeline:
                                       serial_hex=serial_hex, fingerprint_sha256=self.issued.fingerprint_sha256,
                                       duration_s=duration))
         return Outcome(slot=self.slot, port=self.port, passed=True, device_id=self.device_id, label=self.label,
-                       serial=self.issued.serial, duration_s=duration)
+                       serial=self.issued.serial, duration_s=duration, took_unit=self.took_unit)
 
     def _fail(self, failure: StepFailed, duration: float) -> Outcome:
         self.engine.emit(StepFinished(slot=self.slot, step=failure.step, device_id=self.device_id, ok=False,
@@ -250,7 +254,8 @@ class DevicePipeline:
                                       reason=failure.reason, code=failure.code, duration_s=duration))
         return Outcome(slot=self.slot, port=self.port, passed=False, device_id=self.device_id, label=self.label,
                        step=failure.step, reason=failure.reason,
-                       serial=self.issued.serial if self.issued else None, duration_s=duration)
+                       serial=self.issued.serial if self.issued else None, duration_s=duration,
+                       took_unit=self.took_unit)
 
     def _record_failure(self, failure: StepFailed) -> None:
         """Make the database tell the same story. Best effort: if the database itself is what

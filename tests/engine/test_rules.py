@@ -112,3 +112,31 @@ def test_scanned_label_binds_the_device_in_its_slot(engine_config, tmp_path):
     passed = [e for e in events if isinstance(e, DevicePassed)]
     assert [(e.slot, e.label) for e in passed] == [("S3", "SCAN-002")]
     assert not [e for e in events if isinstance(e, DeviceFailed)]
+
+
+def test_a_work_order_never_provisions_more_than_its_expected_count(engine_config, tmp_path):
+    with SimulatedLine(4, tmp_path / "devices", keygen_ms=20) as line:
+        manifest = write_manifest(tmp_path / "m.csv", line)
+        out = io.StringIO()
+        summary = run_batch(engine_config, batch_id="WO-2", model=MODEL, operator="op", expected=2,
+                            slots={"S1": line.ports[:2], "S2": line.ports[2:]}, manifest=manifest, out=out)
+    assert (summary.passed, summary.failed) == (2, 2), out.getvalue()
+    assert out.getvalue().count("already has its 2 device(s)") == 2 and "step=bind" in out.getvalue()
+
+
+def test_a_resumed_work_order_counts_the_devices_that_passed_before(engine_config, tmp_path):
+    from station.audit import AuditDB
+
+    with SimulatedLine(2, tmp_path / "devices", keygen_ms=20) as line:
+        manifest = write_manifest(tmp_path / "m.csv", line)
+        ids = [d.identity.device_id for d in line.devices]
+        # A run of WO-R that was interrupted after one device passed: the batch is still open.
+        with AuditDB.open(engine_config.audit.database, station_id=engine_config.station_id) as db:
+            db.open_batch("WO-R", model=MODEL, operator="op", expected_count=1,
+                          manifest_sha256=Manifest.load(manifest).sha256)
+            db.upsert_device(ids[0], model=MODEL, hw_rev="A", fw_version="1", label=f"L-{ids[0][-6:]}",
+                             batch_id="WO-R", state="passed")
+        out = io.StringIO()
+        summary = run_batch(engine_config, batch_id="WO-R", model=MODEL, operator="op", expected=1,
+                            slots={"S1": [line.ports[1]]}, manifest=manifest, out=out)
+    assert summary.failed == 1 and "already has its 1 device(s)" in out.getvalue()
