@@ -23,6 +23,18 @@ from hsm.token import KeySpec, Token
 UTC = dt.timezone.utc
 
 
+_KEY_USAGE_BITS = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+                   "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+
+
+def key_usage(*granted: str) -> x509.KeyUsage:
+    """keyUsage with exactly the named bits set, e.g. key_usage("key_cert_sign", "crl_sign")."""
+    unknown = set(granted) - set(_KEY_USAGE_BITS)
+    if unknown:
+        raise ValueError(f"unknown keyUsage bit(s): {', '.join(sorted(unknown))}")
+    return x509.KeyUsage(**{bit: bit in granted for bit in _KEY_USAGE_BITS})
+
+
 def _name(common_name: str, organization: str | None, country: str | None) -> x509.Name:
     attrs = []
     if country:
@@ -45,9 +57,7 @@ def _ca_builder(subject: x509.Name, issuer: x509.Name, public_key, issuer_public
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(key_usage("key_cert_sign", "crl_sign"), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public_key), critical=False)
     )
@@ -203,9 +213,7 @@ def aws_verification_certificate(ca: CertificateAuthority, registration_code: st
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(min(now + dt.timedelta(days=days), ca.certificate.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(key_usage("digital_signature"), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(throwaway), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
     )

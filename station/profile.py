@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from hsm.ca import key_usage
 from station.config import ProfileConfig
 from station.errors import ConfigError, PolicyRefusal
 
@@ -105,6 +106,13 @@ def device_certificate_builder(profile: ProfileConfig, *, subject: x509.Name, pu
     is_ec = isinstance(public_key, ec.EllipticCurvePublicKey)
     is_rsa = isinstance(public_key, rsa.RSAPublicKey)
     issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    usage = ["digital_signature"]
+    if is_rsa:
+        # Only RSA keys can encipher: EC and Ed25519 certificates must not carry
+        # keyEncipherment; RSA device keys get it because TLS RSA key transport needs it.
+        usage.append("key_encipherment")
+    if is_ec and profile.key_agreement:
+        usage.append("key_agreement")
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -115,12 +123,7 @@ def device_certificate_builder(profile: ProfileConfig, *, subject: x509.Name, pu
         # Never beyond the issuing CA: a chain is only valid while every certificate in it is.
         .not_valid_after(min(now + dt.timedelta(days=profile.validity_days), issuer.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        # Only RSA keys can encipher: EC and Ed25519 certificates must not carry
-        # keyEncipherment; RSA device keys get it because TLS RSA key transport needs it.
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                     key_encipherment=is_rsa, data_encipherment=False,
-                                     key_agreement=is_ec and profile.key_agreement, key_cert_sign=False,
-                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(key_usage(*usage), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)

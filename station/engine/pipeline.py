@@ -29,6 +29,7 @@ from station.engine.events import (DeviceFailed, DeviceIdentified, DevicePassed,
                                    StepFinished, StepStarted)
 from station.errors import PolicyRefusal, StationError
 from station.issuance import IssuedCertificate
+from station.link.errors import DeviceIntegrityError
 from station.profile import DeviceRef
 
 if TYPE_CHECKING:
@@ -46,10 +47,6 @@ class StepFailed(Exception):
     def __init__(self, step: str, reason: str, code: str = ""):
         super().__init__(reason)
         self.step, self.reason, self.code = step, reason, code
-
-
-class DeviceIntegrityFailure(StationError):
-    pass
 
 
 @dataclass
@@ -208,8 +205,11 @@ class DevicePipeline:
                 got = receipt.hashes.get(kind)
                 if got != hashlib.sha256(data).digest():
                     shown = got.hex()[:16] + "..." if got else "nothing"
-                    raise DeviceIntegrityFailure(f"device stored {kind} with SHA-256 {shown}, "
-                                                 f"not what was sent ({hashlib.sha256(data).hexdigest()[:16]}...)")
+                    # The cip driver already compares; this check holds for every family's
+                    # driver, whatever its own diligence.
+                    raise DeviceIntegrityError(
+                        "COMMIT", f"device stored {kind} with SHA-256 {shown}, not what was sent "
+                        f"({hashlib.sha256(data).hexdigest()[:16]}...)", port=self.port)
             self.audit.set_certificate_status(self.issued.serial, "delivered", reason=f"committed on {self.port}")
             self.delivered = True
 
@@ -224,10 +224,12 @@ class DevicePipeline:
                 elif isinstance(public_key, rsa.RSAPublicKey):
                     public_key.verify(signature, nonce, padding.PKCS1v15(), hashes.SHA256())
                 else:
-                    raise DeviceIntegrityFailure("proof of possession is not defined for this key type")
+                    raise DeviceIntegrityError("PROVE", "proof of possession is not defined for this key type",
+                                               port=self.port)
             except (InvalidSignature, ValueError):
-                raise DeviceIntegrityFailure("proof of possession failed: the device's signature over the station's "
-                                             "nonce does not verify with the certificate's key") from None
+                raise DeviceIntegrityError("PROVE", "proof of possession failed: the device's signature over the "
+                                           "station's nonce does not verify with the certificate's key",
+                                           port=self.port) from None
             self.audit.set_certificate_status(self.issued.serial, "verified", reason="proof of possession verified")
 
     # -- endings ---------------------------------------------------------------------
