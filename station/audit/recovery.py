@@ -4,6 +4,9 @@ Several processes write one database (the station, `station issue` runs). After 
 the work of *dead* writers may be marked interrupted/undelivered: a live CLI run's reservation
 is not an orphan. Each AuditDB registers a session (host, pid); a session is dead when it was
 closed, or its process no longer exists on this host.
+
+`CrashRecovery` is part of AuditDB (station/audit/database.py), which supplies the connection,
+the lock, `_transaction` and `_append`.
 """
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ import os
 import socket
 import sqlite3
 from pathlib import Path
+
+from station.audit import statuses as st
+from station.audit.chain import utc_timestamp
 
 
 def hostname() -> str:
@@ -49,3 +55,50 @@ def live_sessions(conn: sqlite3.Connection, current: str) -> set[str]:
 def unclosed_dead_sessions(conn: sqlite3.Connection, live: set[str]) -> list[str]:
     rows = conn.execute("SELECT session_id FROM sessions WHERE closed_at IS NULL").fetchall()
     return [r[0] for r in rows if r[0] not in live]
+
+
+class CrashRecovery:
+    def recover_after_crash(self) -> dict:
+        """Close the unfinished work of writers that died (this one excluded): their in-flight
+        devices become `interrupted`, their reserved/issued certificates `undelivered`, each
+        change logged as an event. Work of live writers (another running process) is left.
+
+        Returns: {"devices_interrupted": [device_id...], "certificates_undelivered":
+        [serial int...], "sessions_closed": [session_id...]} (empty lists if nothing to do).
+        Raises: AuditWriteFailed.
+        """
+        result = {"devices_interrupted": [], "certificates_undelivered": [],
+                  "sessions_closed": []}
+        with self._transaction():
+            live = live_sessions(self._conn, self.session_id)
+            marks = ", ".join("?" * len(live))
+            devices = self._conn.execute(
+                f"SELECT device_id FROM devices WHERE state = ? AND "
+                f"(session_id IS NULL OR session_id NOT IN ({marks})) ORDER BY device_id",
+                (st.IN_FLIGHT, *live)).fetchall()
+            for (device_id,) in devices:
+                self._set_device_state(device_id, st.INTERRUPTED,
+                                       "station stopped while this device was in flight")
+                result["devices_interrupted"].append(device_id)
+            cur = self._conn.execute(
+                f"SELECT * FROM certificates WHERE status IN (?, ?) AND "
+                f"(session_id IS NULL OR session_id NOT IN ({marks})) ORDER BY serial",
+                (*sorted(st.UNCONFIRMED), *live))
+            names = [d[0] for d in cur.description]
+            for values in cur.fetchall():
+                row = dict(zip(names, values))
+                self._change_status(row, st.UNDELIVERED,
+                                    "station stopped before delivery was confirmed")
+                result["certificates_undelivered"].append(int(row["serial"], 16))
+            for session_id in unclosed_dead_sessions(self._conn, live):
+                self._db["sessions"].update(session_id, {"closed_at": utc_timestamp()})
+                result["sessions_closed"].append(session_id)
+            if result["devices_interrupted"] or result["certificates_undelivered"]:
+                self._append("crash-recovered", data={
+                    "devices_interrupted": result["devices_interrupted"],
+                    "certificates_undelivered": [format(s, "x") for s in
+                                                 result["certificates_undelivered"]],
+                    "sessions_closed": result["sessions_closed"]})
+        return result
+
+
