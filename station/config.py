@@ -113,6 +113,9 @@ class LineConfig:
     ports: dict[str, str] = field(default_factory=dict)
     """Fixture slots and their ports, e.g. {S1 = "/dev/serial/by-path/...", S2 = "..."}; used by
     `station run` when no --port is given (until USB discovery assigns them)."""
+    anchors: Path | None = None
+    """PEM bundle of server trust anchors (e.g. Amazon Root CA 1) written and committed on every
+    device with its certificate and chain; their fingerprints are recorded in the audit."""
 
 
 @dataclass(frozen=True)
@@ -281,6 +284,7 @@ def load_config(path: Path | str) -> StationConfig:
         timeout_scale=float(ln.get("timeout_scale", (int, float), 1.0, expected="a number")),
         model=ln.text("model", None),
         ports=ln.get("ports", dict, {}, expected="a table of slot = \"port\""),
+        anchors=ln.path("anchors", None),
     )
     for slot, port in line.ports.items():
         if not isinstance(port, str) or not port or not slot:

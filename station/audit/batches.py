@@ -5,6 +5,7 @@ Part of AuditDB (station/audit/database.py), which supplies the connection, the 
 """
 from __future__ import annotations
 
+from station.audit import recovery
 from station.audit.chain import utc_timestamp
 from station.audit.fields import hex_digest
 from station.errors import PolicyRefusal
@@ -37,7 +38,11 @@ class BatchRecords:
         """Open a batch (work order). Opening a batch that is already open with the same model
         and manifest resumes it (a `batch-resumed` event), e.g. after a restart.
 
+        One batch, one running process: the batch is held by this writer session until it
+        closes; a batch held by another live session (a second `station run` on it) is refused.
+
         Raises: PolicyRefusal("batch-closed") if the batch was closed (never reopened);
+        PolicyRefusal("batch-busy") if another live process runs it;
         PolicyRefusal("batch-mismatch") if it is open with another model or manifest;
         AuditWriteFailed; ValueError (empty batch_id or model, bad manifest hash).
         """
@@ -47,7 +52,7 @@ class BatchRecords:
         data = {"model": model, "expected_count": expected_count, "manifest_sha256": manifest}
         with self._transaction():
             row = self._conn.execute(
-                "SELECT status, closed_at, model, manifest_sha256 FROM batches "
+                "SELECT status, closed_at, model, manifest_sha256, holder_session FROM batches "
                 "WHERE batch_id = ?", (batch_id,)).fetchone()
             if row and row[0] == "closed":
                 raise PolicyRefusal("batch-closed", f"batch {batch_id} was closed at {row[1]} "
@@ -56,12 +61,16 @@ class BatchRecords:
                 raise PolicyRefusal("batch-mismatch", f"batch {batch_id} is open for model "
                                     f"{row[2]} with manifest {row[3]}; refusing model {model} "
                                     f"with manifest {manifest}")
+            if row and row[4] and row[4] != self.session_id:
+                self._refuse_if_held(batch_id, row[4])
             if row is None:
                 self._db["batches"].insert({
                     "batch_id": batch_id, "station_id": self.station_id, "model": model,
                     "operator": operator, "expected_count": expected_count,
                     "manifest_sha256": manifest, "status": "open",
-                    "opened_at": utc_timestamp()})
+                    "opened_at": utc_timestamp(), "holder_session": self.session_id})
+            else:
+                self._db["batches"].update(batch_id, {"holder_session": self.session_id})
             event_id = self._append("batch-resumed" if row else "batch-opened",
                                     operator=operator, batch_id=batch_id, data=data)
         self._checkpoint_if_due(event_id)
@@ -98,3 +107,11 @@ class BatchRecords:
                           (batch_id,))
         return rows[0]["n"]
 
+    def _refuse_if_held(self, batch_id: str, holder: str) -> None:
+        if holder not in recovery.live_sessions(self._conn, self.session_id):
+            return  # its process is gone (crash or normal end): the batch may be resumed
+        where = self._conn.execute("SELECT hostname, pid FROM sessions WHERE session_id = ?",
+                                   (holder,)).fetchone() or ("?", "?")
+        raise PolicyRefusal("batch-busy", f"batch {batch_id} is being run by another station "
+                            f"process (pid {where[1]} on {where[0]}); one batch runs in one "
+                            "process at a time")

@@ -133,6 +133,40 @@ class CertificateRecords:
                 event_id = self._supersede_older(row) or event_id
         self._checkpoint_if_due(event_id)
 
+    def settle_stored(self, device_id: str, stored_cert_sha256: str | None) -> dict:
+        """Settle what this database says the device holds with what the device reports it
+        stores (`stored_cert_sha256`: SHA-256 of the DER certificate it holds, None when it
+        holds none). Of the device's certificates in `unknown` or `delivered`, the one stored
+        becomes (or stays) `delivered` - superseding the device's older ones - and the others
+        become `undelivered`. One transaction; each change is logged with its reason.
+
+        Returns: {"delivered": [serial int...], "undelivered": [serial int...]}.
+        Raises: AuditWriteFailed; ValueError (not a SHA-256 hex digest).
+        """
+        stored = hex_digest(stored_cert_sha256, "stored_cert_sha256") if stored_cert_sha256 else None
+        result = {"delivered": [], "undelivered": []}
+        shown = f"SHA-256 {stored[:16]}..." if stored else "no certificate"
+        event_id = None
+        with self._transaction():
+            cur = self._conn.execute(
+                "SELECT * FROM certificates WHERE device_id = ? AND status IN (?, ?) "
+                "ORDER BY reserved_at, serial", (as_text(device_id), st.UNKNOWN, st.DELIVERED))
+            names = [d[0] for d in cur.description]
+            for row in [dict(zip(names, values)) for values in cur.fetchall()]:
+                if stored is not None and row["fingerprint_sha256"] == stored:
+                    if row["status"] == st.UNKNOWN:
+                        event_id = self._change_status(row, st.DELIVERED, f"device reports it stores "
+                                                       f"this certificate ({shown})")
+                        event_id = self._supersede_older({**row, "status": st.DELIVERED}) or event_id
+                        result["delivered"].append(int(row["serial"], 16))
+                else:
+                    event_id = self._change_status(row, st.UNDELIVERED, f"device reports it stores "
+                                                   f"{shown}, not this certificate")
+                    result["undelivered"].append(int(row["serial"], 16))
+        if event_id is not None:
+            self._checkpoint_if_due(event_id)
+        return result
+
     def _certificate_row(self, serial_text: str) -> dict:
         cur = self._conn.execute("SELECT * FROM certificates WHERE serial = ?", (serial_text,))
         values = cur.fetchone()

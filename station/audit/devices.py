@@ -5,6 +5,7 @@ Part of AuditDB (station/audit/database.py), which supplies the connection, the 
 """
 from __future__ import annotations
 
+from station.audit import recovery
 from station.audit import statuses as st
 from station.audit.chain import utc_timestamp
 from station.audit.fields import as_text
@@ -54,6 +55,24 @@ class DeviceRecords:
         return self._append("device-state-changed", batch_id=row[1], device_id=device_id,
                             data={"from": row[0], "to": state, "reason": reason})
 
+
+    def device_in_flight_elsewhere(self, device_id: str) -> str | None:
+        """If another live writer (a second station process on this database) has `device_id`
+        in flight, say which ("pid N on HOST"); else None. A dead writer's in-flight device is
+        crash recovery's business, not a reason to refuse.
+
+        Raises: AuditUnreadable.
+        """
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT d.session_id, s.hostname, s.pid FROM devices d JOIN sessions s "
+                "ON s.session_id = d.session_id WHERE d.device_id = ? AND d.state = ?",
+                (as_text(device_id), st.IN_FLIGHT)).fetchone()
+            if row is None or row[0] == self.session_id:
+                return None
+            if row[0] not in recovery.live_sessions(self._conn, self.session_id):
+                return None
+        return f"pid {row[2]} on {row[1]}"
 
     def devices_with_label(self, label: str) -> list[dict]:
         """Every device this database has bound to `label` (a label belongs to one device).

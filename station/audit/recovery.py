@@ -60,15 +60,18 @@ def unclosed_dead_sessions(conn: sqlite3.Connection, live: set[str]) -> list[str
 class CrashRecovery:
     def recover_after_crash(self) -> dict:
         """Close the unfinished work of writers that died (this one excluded): their in-flight
-        devices become `interrupted`, their reserved/issued certificates `undelivered`, each
-        change logged as an event. Work of live writers (another running process) is left.
+        devices become `interrupted`, their reserved certificates `undelivered`, their issued ones
+        `unknown` (settled at the device's next contact), each change logged as an event;
+        their delivered-but-never-verified certificates are named (`certificates_unproven`).
+        Work of live writers (another running process) is left.
 
-        Returns: {"devices_interrupted": [device_id...], "certificates_undelivered":
-        [serial int...], "sessions_closed": [session_id...]} (empty lists if nothing to do).
+        Returns: {"devices_interrupted": [device_id...], "certificates_undelivered": [serial
+        int...], "certificates_unknown": [...], "certificates_unproven": [...],
+        "sessions_closed": [session_id...]} (empty lists if nothing to do).
         Raises: AuditWriteFailed.
         """
         result = {"devices_interrupted": [], "certificates_undelivered": [],
-                  "sessions_closed": []}
+                  "certificates_unknown": [], "certificates_unproven": [], "sessions_closed": []}
         with self._transaction():
             live = live_sessions(self._conn, self.session_id)
             marks = ", ".join("?" * len(live))
@@ -87,17 +90,36 @@ class CrashRecovery:
             names = [d[0] for d in cur.description]
             for values in cur.fetchall():
                 row = dict(zip(names, values))
-                self._change_status(row, st.UNDELIVERED,
-                                    "station stopped before delivery was confirmed")
-                result["certificates_undelivered"].append(int(row["serial"], 16))
-            for session_id in unclosed_dead_sessions(self._conn, live):
+                if row["status"] == st.ISSUED:
+                    # It may have been written and committed just before the station died:
+                    # the device's next contact settles it (CertificateRecords.settle_stored).
+                    self._change_status(row, st.UNKNOWN, "station stopped before the commit "
+                                        "was confirmed; settled at the device's next contact")
+                    result["certificates_unknown"].append(int(row["serial"], 16))
+                else:
+                    self._change_status(row, st.UNDELIVERED,
+                                        "station stopped before the certificate was signed")
+                    result["certificates_undelivered"].append(int(row["serial"], 16))
+            # Committed on the device but its proof never ran: the certificate stays delivered
+            # (the device holds it, so re-provisioning needs an override), and the record
+            # names it, so QA sees possession was never proven.
+            # Named once, by the recovery that closes the dead session.
+            dead = unclosed_dead_sessions(self._conn, live)
+            unproven = self._conn.execute(
+                f"SELECT serial FROM certificates WHERE status = ? AND session_id IN "
+                f"({', '.join('?' * len(dead))}) ORDER BY serial", (st.DELIVERED, *dead)).fetchall()
+            result["certificates_unproven"] = [int(s, 16) for (s,) in unproven]
+            for session_id in dead:
                 self._db["sessions"].update(session_id, {"closed_at": utc_timestamp()})
                 result["sessions_closed"].append(session_id)
-            if result["devices_interrupted"] or result["certificates_undelivered"]:
+            if result["devices_interrupted"] or any(
+                    result[k] for k in ("certificates_undelivered", "certificates_unknown",
+                                        "certificates_unproven")):
                 self._append("crash-recovered", data={
                     "devices_interrupted": result["devices_interrupted"],
-                    "certificates_undelivered": [format(s, "x") for s in
-                                                 result["certificates_undelivered"]],
+                    **{k: [format(s, "x") for s in result[k]] for k in (
+                        "certificates_undelivered", "certificates_unknown",
+                        "certificates_unproven")},
                     "sessions_closed": result["sessions_closed"]})
         return result
 

@@ -25,7 +25,7 @@ TABLES: dict[str, dict] = {
     "batches": dict(
         columns={"batch_id": str, "station_id": str, "model": str, "operator": str,
                  "expected_count": int, "manifest_sha256": str, "status": str,
-                 "opened_at": str, "closed_at": str},
+                 "opened_at": str, "closed_at": str, "holder_session": str},
         pk="batch_id", not_null={"station_id", "model", "status", "opened_at"}),
     "devices": dict(
         columns={"device_id": str, "station_id": str, "model": str, "hw_rev": str,
@@ -76,6 +76,12 @@ def create_schema(db: sqlite_utils.Database) -> None:
     for name, spec in TABLES.items():
         db.table(name).create(spec["columns"], pk=spec["pk"],
                               not_null=spec.get("not_null"), if_not_exists=True)
+    # Columns added after a table's first release: an older database gains them here.
+    for name, spec in TABLES.items():
+        have = db.table(name).columns_dict
+        for column, kind in spec["columns"].items():
+            if column not in have:
+                db.table(name).add_column(column, kind)
     for table, columns, unique in INDEXES:
         db.table(table).create_index(columns, unique=unique, if_not_exists=True)
     for table in APPEND_ONLY:

@@ -9,15 +9,20 @@ SUPERSEDED = "superseded"
 UNDELIVERED = "undelivered"
 REVOKED = "revoked"
 VOID = "void"
+# The COMMIT's outcome is not known (its answer was lost or garbled, or the station died
+# between writing and recording): the device may or may not hold it. Settled at the device's
+# next contact from the hashes it reports for what it stores.
+UNKNOWN = "unknown"
 
 CERTIFICATE_STATUSES = (RESERVED, ISSUED, DELIVERED, VERIFIED, SUPERSEDED, UNDELIVERED,
-                        REVOKED, VOID)
+                        REVOKED, VOID, UNKNOWN)
 
 # A certificate that was signed can only end revoked or superseded: it exists somewhere.
 # `void` is only for a reservation that was never signed (the CA refused or failed).
 TRANSITIONS: dict[str, frozenset[str]] = {
     RESERVED: frozenset({ISSUED, VOID, UNDELIVERED}),
-    ISSUED: frozenset({DELIVERED, UNDELIVERED, REVOKED, SUPERSEDED}),
+    ISSUED: frozenset({DELIVERED, UNDELIVERED, REVOKED, SUPERSEDED, UNKNOWN}),
+    UNKNOWN: frozenset({DELIVERED, UNDELIVERED, REVOKED, SUPERSEDED}),
     DELIVERED: frozenset({VERIFIED, UNDELIVERED, REVOKED, SUPERSEDED}),
     VERIFIED: frozenset({REVOKED, SUPERSEDED}),
     UNDELIVERED: frozenset({SUPERSEDED, REVOKED, VOID}),
@@ -26,10 +31,15 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     VOID: frozenset(),
 }
 
-# Statuses a crash leaves unconfirmed: the certificate may or may not be on the device.
+# Statuses a crash leaves unconfirmed. A reservation was never signed, so it cannot be on the
+# device (-> undelivered); an issued certificate may have been written and committed just
+# before the station died (-> unknown, settled at the device's next contact).
 UNCONFIRMED = frozenset({RESERVED, ISSUED})
 # Statuses that a newer certificate delivered to the same device replaces.
-REPLACEABLE = frozenset({ISSUED, DELIVERED, VERIFIED, UNDELIVERED})
+REPLACEABLE = frozenset({ISSUED, DELIVERED, VERIFIED, UNDELIVERED, UNKNOWN})
+# A device holding a certificate of this station in one of these statuses is provisioned:
+# re-provisioning it needs a supervisor's override.
+HELD = frozenset({DELIVERED, VERIFIED})
 
 DEVICE_STATES = ("detected", "in-flight", "passed", "failed", "interrupted")
 IN_FLIGHT = "in-flight"

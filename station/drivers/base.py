@@ -50,6 +50,10 @@ class DeviceDriver(Protocol):
     def commit(self) -> CommitReceipt:
         """Atomically commit the staged objects; returns the device's hashes of them."""
 
+    def stored(self) -> CommitReceipt:
+        """The hashes of the objects a provisioned device stores now (nothing staged, nothing
+        changed): how the station settles a certificate whose commit outcome it does not know."""
+
     def prove(self, nonce: bytes) -> bytes:
         """Have the device sign `nonce` with its new key; returns a DER signature."""
 

@@ -306,6 +306,14 @@ class CipDriver:
         self._written.clear()
         return CommitReceipt(hashes=hashes)
 
+    def stored(self) -> CommitReceipt:
+        """COMMIT with nothing staged: a provisioned device answers the hashes of what it stores
+        and changes nothing (protocol.md, COMMIT, "Repeat")."""
+        self._require_identity()
+        self.session.request(Verb.ABORT)  # nothing staged, whatever happened before
+        self._written.clear()
+        return self.commit()
+
     def prove(self, nonce: bytes) -> bytes:
         """PROVE `nonce` (32 bytes); returns the device's DER signature, unverified."""
         if len(nonce) != NONCE_LEN:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from station.config import LineConfig
 from station.drivers.registry import open_driver
+from station.engine.anchors import load_anchors
 from station.engine.audit_writer import AuditWriter
 from station.engine.batch import Batch
 from station.engine.bus import EventBus
@@ -50,6 +51,9 @@ class Engine:
         self._stopping = threading.Event()
         self._commands: dict[str, _SlotCommands] = {}
         self._labels: dict[str, str] = {}  # label -> device id, for this run
+        self._devices: dict[str, str] = {}  # device id -> slot, while its pipeline runs
+        # Read once, before any device: a bad bundle stops the start, not a device mid-batch.
+        self.anchors = load_anchors(line.anchors) if line.anchors else None
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self.outcomes: list[Outcome] = []
@@ -159,6 +163,21 @@ class Engine:
             supervisor, commands.override = commands.override, None
         return supervisor or self.standing_override
 
+    def claim_device(self, device_id: str, slot: str) -> None:
+        """Take `device_id` for `slot` until its pipeline ends; an id already in flight in
+        another slot (a cloned board, a constant UID) is refused."""
+        with self._lock:
+            holder = self._devices.get(device_id)
+            if holder is not None and holder != slot:
+                raise PolicyRefusal("device-in-flight", f"device {device_id} is already in flight in slot "
+                                                        f"{holder}; two boards report the same id (clone?)")
+            self._devices[device_id] = slot
+
+    def _release_device(self, device_id: str | None, slot: str) -> None:
+        with self._lock:
+            if device_id is not None and self._devices.get(device_id) == slot:
+                del self._devices[device_id]
+
     def claim_label(self, label: str, device_id: str) -> None:
         """Bind `label` to this device for good: a label already bound to another device, in
         this run or in any earlier one the database knows, is refused."""
@@ -186,10 +205,12 @@ class Engine:
             self.emit(DeviceFailed(slot=slot, device_id=None, step="open", reason=str(exc),
                                    code=type(exc).__name__))
         else:
+            pipeline = DevicePipeline(self, slot, port, driver)
             try:
-                outcome = DevicePipeline(self, slot, port, driver).run()
+                outcome = pipeline.run()
             finally:
                 driver.close()
+                self._release_device(pipeline.device_id, slot)
         self._count(outcome)
         return outcome
 

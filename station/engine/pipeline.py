@@ -16,7 +16,7 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -24,21 +24,39 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from hsm.errors import HSMError
 from station.audit import AuditWriteFailed
+from station.audit import statuses as st
+from station.config import LineConfig
 from station.drivers.base import DeviceDriver, DeviceIdentity
-from station.engine.events import (DeviceFailed, DeviceIdentified, DevicePassed, OverrideApproved, SlotStateChanged,
-                                   StepFinished, StepStarted)
+from station.engine.batch import Batch
+from station.engine.events import (DeviceFailed, DeviceIdentified, DevicePassed, Event, OverrideApproved,
+                                   SlotStateChanged, StepFinished, StepStarted)
 from station.errors import PolicyRefusal, StationError
 from station.issuance import IssuedCertificate
-from station.link.errors import DeviceIntegrityError
+from station.link.errors import DeviceDisconnected, DeviceIntegrityError, DeviceProtocolError, DeviceTimeout
 from station.profile import DeviceRef
 
-if TYPE_CHECKING:
-    from station.engine.engine import Engine
+# A COMMIT that failed in one of these ways may or may not have been carried out (the request
+# may have arrived and only the answer been lost): the certificate's fate is unknown until the
+# device's next contact. An `ERR` answer or a hash mismatch is a definite outcome.
+_COMMIT_OUTCOME_UNKNOWN = (DeviceTimeout, DeviceDisconnected, DeviceProtocolError)
 
-# A device counts as provisioned by this station once a certificate of it was verified (the
-# device proved it holds the key). A certificate delivered but never verified belongs to an
-# interrupted or failed attempt: re-inserting the device provisions it afresh.
-_PASSED_STATUSES = {"verified"}
+
+class SlotHost(Protocol):
+    """What a pipeline needs from the line that runs it (the engine): the narrow interface, so
+    the pipeline never reaches back into the engine's internals."""
+
+    station: object  # .audit, .issuer, .ca (station.boot.Station)
+    batch: Batch
+    line: LineConfig
+    anchors: object  # station.engine.anchors.TrustAnchors | None
+
+    def emit(self, event: Event) -> None: ...
+    def halt(self, reason: str) -> None: ...
+    def check_not_halted(self) -> None: ...
+    def wait_for_label(self, slot: str, device_id: str) -> str: ...
+    def override_for(self, slot: str, device_id: str) -> str | None: ...
+    def claim_device(self, device_id: str, slot: str) -> None: ...
+    def claim_label(self, label: str, device_id: str) -> None: ...
 
 
 class StepFailed(Exception):
@@ -64,13 +82,15 @@ class Outcome:
 
 
 class DevicePipeline:
-    def __init__(self, engine: "Engine", slot: str, port: str, driver: DeviceDriver):
+    def __init__(self, engine: SlotHost, slot: str, port: str, driver: DeviceDriver):
         self.engine, self.slot, self.port, self.driver = engine, slot, port, driver
         self.audit = engine.station.audit
         self.identity: DeviceIdentity | None = None
         self.label: str | None = None
         self.issued: IssuedCertificate | None = None
         self.delivered = False
+        self.bound = False  # the device's record was taken for this attempt (state in-flight)
+        self.commit_unknown = False  # the COMMIT's outcome is not known (settled at next contact)
         self.took_unit = False  # counts against the batch's expected count
         self._ref: DeviceRef | None = None  # the identity the subject is rendered from
         self._written: dict[str, bytes] = {}  # what was staged on the device, by kind
@@ -131,13 +151,19 @@ class DevicePipeline:
                                               hw_rev=identity.hw_rev, fw_version=identity.fw_version,
                                               state=identity.state))
             self.engine.emit(SlotStateChanged(slot=self.slot, state="busy", device_id=identity.device_id))
-            self.audit.upsert_device(identity.device_id, model=identity.model, hw_rev=identity.hw_rev,
-                                     fw_version=identity.fw_version, label=None,
-                                     batch_id=self.engine.batch.batch_id, state="detected")
+            # The identity is recorded by the DeviceIdentified event. The device's row is not
+            # touched until bind accepts it: a refused device keeps the record it had.
 
     def _bind(self) -> None:
         with self.step("bind"):
             identity, batch = self.identity, self.engine.batch
+            # One identity in one slot: a clone (or a chip whose UID read returns a constant) in
+            # another slot is refused here, before it generates a key.
+            self.engine.claim_device(identity.device_id, self.slot)
+            elsewhere = self.audit.device_in_flight_elsewhere(identity.device_id)
+            if elsewhere:
+                raise PolicyRefusal("device-in-flight", f"device {identity.device_id} is being provisioned "
+                                                        f"by another station process ({elsewhere})")
             if identity.state == "locked":
                 raise PolicyRefusal("device-locked", f"device {identity.device_id} is locked; it cannot be provisioned")
             if identity.model != batch.model:
@@ -150,7 +176,7 @@ class DevicePipeline:
                 label = batch.label_for(identity.device_id, self.engine.wait_for_label(self.slot, identity.device_id))
             else:
                 label = batch.label_for(identity.device_id, None)
-            self._check_reprovision(identity)
+            self._check_reprovision(identity, self._settle(identity))
             self.engine.claim_label(label, identity.device_id)
             batch.take_unit(identity.device_id)
             self.took_unit = True
@@ -158,13 +184,31 @@ class DevicePipeline:
             self.audit.upsert_device(identity.device_id, model=identity.model, hw_rev=identity.hw_rev,
                                      fw_version=identity.fw_version, label=label, batch_id=batch.batch_id,
                                      state="in-flight")
+            self.bound = True
 
-    def _check_reprovision(self, identity: DeviceIdentity) -> None:
+    def _settle(self, identity: DeviceIdentity) -> str | None:
+        """Make the database name the certificate the device holds before deciding anything on
+        it: a certificate whose commit outcome is unknown (answer lost, station killed) or that
+        is recorded delivered is checked against what the device reports it stores.
+
+        Returns: the SHA-256 (hex) of the certificate the device stores, None if it holds none."""
+        stored = None
+        if identity.state == "provisioned":
+            digest = self.driver.stored().hashes.get("cert")
+            stored = digest.hex() if digest else None
+        if any(c["status"] in (st.UNKNOWN, st.DELIVERED)
+               for c in self.audit.certificates_for_device(identity.device_id)):
+            self.audit.settle_stored(identity.device_id, stored)
+        return stored
+
+    def _check_reprovision(self, identity: DeviceIdentity, stored: str | None) -> None:
         history = self.audit.certificates_for_device(identity.device_id)
-        passed = [c for c in history if c["status"] in _PASSED_STATUSES]
-        # A device that reports a certificate while this station has none in flight for it was
-        # provisioned elsewhere or earlier: treated like a passed one.
-        provisioned_elsewhere = identity.state == "provisioned" and not history
+        # A device holding a certificate of this station (delivered or verified) is provisioned,
+        # whether or not its proof ran: re-provisioning it needs a supervisor (docs/engine.md).
+        passed = [c for c in history if c["status"] in st.HELD]
+        # A device that stores a certificate this station never issued was provisioned
+        # elsewhere (another station, another CA): treated like a provisioned one.
+        provisioned_elsewhere = stored is not None and stored not in {c["fingerprint_sha256"] for c in history}
         if not passed and not provisioned_elsewhere:
             return  # blank, or only interrupted/undelivered attempts: provision afresh
         what = (f"certificate 0x{passed[-1]['serial_hex']} already {passed[-1]['status']}" if passed
@@ -195,12 +239,20 @@ class DevicePipeline:
     def _write(self) -> None:
         with self.step("write"):
             self._written = {"cert": self.issued.der, "chain": self.engine.station.ca.chain_pem()}
+            if self.engine.anchors is not None:
+                self._written["anchors"] = self.engine.anchors.pem
             for kind, data in self._written.items():
                 self.driver.write_object(kind, data)
 
     def _commit(self) -> None:
         with self.step("commit"):
-            receipt = self.driver.commit()
+            try:
+                receipt = self.driver.commit()
+            except _COMMIT_OUTCOME_UNKNOWN as exc:
+                self.commit_unknown = True
+                self.audit.set_certificate_status(self.issued.serial, st.UNKNOWN,
+                                                  reason=f"commit outcome unknown: {exc}")
+                raise
             for kind, data in self._written.items():
                 got = receipt.hashes.get(kind)
                 if got != hashlib.sha256(data).digest():
@@ -210,8 +262,15 @@ class DevicePipeline:
                     raise DeviceIntegrityError(
                         "COMMIT", f"device stored {kind} with SHA-256 {shown}, not what was sent "
                         f"({hashlib.sha256(data).hexdigest()[:16]}...)", port=self.port)
-            self.audit.set_certificate_status(self.issued.serial, "delivered", reason=f"committed on {self.port}")
+            self.audit.set_certificate_status(self.issued.serial, st.DELIVERED, reason=f"committed on {self.port}")
             self.delivered = True
+            # What the device now holds, object by object: the chain of custody QA exports.
+            stored = {kind: hashlib.sha256(data).hexdigest() for kind, data in self._written.items()}
+            if self.engine.anchors is not None:
+                stored["anchor_fingerprints"] = list(self.engine.anchors.fingerprints)
+            self.audit.log_event("objects-committed", batch_id=self.engine.batch.batch_id, slot=self.slot,
+                                 device_id=self.device_id,
+                                 data={"serial": format(self.issued.serial, "x"), "port": self.port, **stored})
 
     def _prove(self) -> None:
         with self.step("prove"):
@@ -230,7 +289,7 @@ class DevicePipeline:
                 raise DeviceIntegrityError("PROVE", "proof of possession failed: the device's signature over the "
                                            "station's nonce does not verify with the certificate's key",
                                            port=self.port) from None
-            self.audit.set_certificate_status(self.issued.serial, "verified", reason="proof of possession verified")
+            self.audit.set_certificate_status(self.issued.serial, st.VERIFIED, reason="proof of possession verified")
 
     # -- endings ---------------------------------------------------------------------
 
@@ -263,13 +322,20 @@ class DevicePipeline:
         """Make the database tell the same story. Best effort: if the database itself is what
         failed, the engine is already halted and the next start's recovery closes the gaps."""
         try:
-            if self.issued is not None:
+            if self.issued is not None and not self.commit_unknown:
                 # Signed but not confirmed on the device (or proof failed): it must not count.
-                self.audit.set_certificate_status(self.issued.serial, "undelivered",
+                self.audit.set_certificate_status(self.issued.serial, st.UNDELIVERED,
                                                   reason=f"{failure.step}: {failure.reason}")
-            if self.identity is not None:
+            if self.bound:
+                # A device refused before bind keeps the record it had: the refusal is the
+                # DeviceFailed event, not a rewrite of what the device is.
                 self.audit.set_device_state(self.identity.device_id, "failed",
                                             reason=f"{failure.step}: {failure.reason}")
-        except (AuditWriteFailed, PolicyRefusal, ValueError) as exc:
+        except AuditWriteFailed as exc:
             self.engine.halt(f"audit database write failed while recording a failure: {exc}")
+        except (PolicyRefusal, ValueError) as exc:
+            # A transition the database refuses is a refusal with its reason, not a failed
+            # write: the database is fine and the line goes on. The refusal is on record.
+            self.audit.log_event("record-refused", batch_id=self.engine.batch.batch_id, slot=self.slot,
+                                 device_id=self.device_id, data={"reason": str(exc), "step": failure.step})
 

@@ -47,12 +47,19 @@ def test_after_sigkill_the_chain_verifies_and_recovery_marks_unfinished_work(cra
         assert by_device(db) == {"D1": ["delivered"], "D2": ["issued"], "D3": ["reserved"]}
         changed = db.recover_after_crash()
         assert changed["devices_interrupted"] == ["D2", "D3"]
-        assert changed["certificates_undelivered"] == [1002, 1003]
+        # D3's was only reserved (never signed: cannot be on the device); D2's was signed
+        # and may have been committed just before the kill: unknown until the device says.
+        assert changed["certificates_undelivered"] == [1003]
+        assert changed["certificates_unknown"] == [1002]
+        # D1's was committed but never proven: it stays delivered, and the record names it.
+        assert changed["certificates_unproven"] == [1001]
         assert len(changed["sessions_closed"]) == 1
-        assert by_device(db) == {"D1": ["delivered"], "D2": ["undelivered"],
+        assert by_device(db) == {"D1": ["delivered"], "D2": ["unknown"],
                                  "D3": ["undelivered"]}
         assert db.recover_after_crash() == {"devices_interrupted": [],
                                             "certificates_undelivered": [],
+                                            "certificates_unknown": [],
+                                            "certificates_unproven": [],
                                             "sessions_closed": []}
     after = verify(crashed)
     assert after.ok, after.reason
