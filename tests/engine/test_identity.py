@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import sqlite3
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -21,7 +22,9 @@ from station.errors import ConfigError, PolicyRefusal
 from station.headless import run_batch
 from station.sim import SimulatedLine
 from station.sim.store import DeviceStore
+from tests.cli_runner import assert_clean_failure, run_station
 from tests.engine.conftest import MODEL, write_manifest
+from tests.engine.processes import simulated_devices, station_dir, station_proc
 
 
 def _rows(db_path, sql, *args):
@@ -223,3 +226,31 @@ def test_a_trust_anchor_that_is_not_a_ca_stops_the_start(engine_config, tmp_path
     anchors.write_text("not pem")
     with pytest.raises(ConfigError, match="not a PEM bundle"):
         Engine(station, batch, line)
+
+
+def test_a_second_station_run_on_a_live_batch_is_refused(tmp_path):
+    station_dir(tmp_path)
+    with simulated_devices(tmp_path, 2, keygen_ms=3000) as ports:
+        args = ["run", "--headless", "--batch", "WO-TWICE", "--model", "SIM-1"]
+        first = station_proc(*args, f"--port=S1={ports[0]}", cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 30
+            while not _rows_if(tmp_path / "audit.db", "select 1 from events where kind = 'device-attached'"):
+                assert time.monotonic() < deadline and first.poll() is None, first.stderr.read()
+                time.sleep(0.1)
+            second = run_station(*args, f"--port=S1={ports[1]}", cwd=tmp_path)
+            assert_clean_failure(second, 1, "WO-TWICE", "another station process", f"pid {first.pid}")
+        finally:
+            first.wait(60)
+            first.stdout.close()
+            first.stderr.close()
+    assert first.returncode == 0
+    # The refused run provisioned nothing: one device, from the first run.
+    assert _rows(tmp_path / "audit.db", "select count(*) from certificates") == [(1,)]
+
+
+def _rows_if(db_path, sql):
+    try:
+        return _rows(db_path, sql) if db_path.exists() else []
+    except sqlite3.OperationalError:  # being created by the other process
+        return []
