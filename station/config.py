@@ -9,6 +9,8 @@ The PIN is not configuration: only *where* it comes from is (see station/pin.py)
 from __future__ import annotations
 
 import hashlib
+import re
+import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,15 @@ from typing import Any
 from station.errors import ConfigError
 
 SOFTHSM_MODULE = "softhsm2"  # the `hsm.module` value meaning "the installed SoftHSM2"
-KEY_TYPES = ("ec-p256", "ec-p384", "ec-p521", "rsa", "ed25519")
+KEY_TYPES = ("ec-p256", "ec-p384", "ec-p521", "rsa")
+# Longest validity accepted: 100 years. The CA's own notAfter caps every device certificate
+# anyway; far larger values only overflow the date arithmetic at issuance.
+MAX_VALIDITY_DAYS = 36500
+# The profile's subject templates, in the order station/profile.py writes them, each with its
+# RFC 5280 upper bound (ub-*) in characters; and the placeholders a template may use.
+SUBJECT_TEMPLATES = {"country": 2, "state": 128, "organization": 64, "organizational_unit": 64,
+                     "dn_qualifier": 64, "serial_number": 64, "common_name": 64}
+TEMPLATE_FIELDS = ("device_id", "model", "label")
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,7 @@ class ProfileConfig:
     state: str | None = None
     dn_qualifier: str | None = None
     validity_days: int = 7300
-    """Days from issuance to notAfter."""
+    """Days from issuance to notAfter (1..MAX_VALIDITY_DAYS; never beyond the issuing CA's notAfter)."""
     backdate_seconds: int = 300
     """notBefore is this far in the past, so a device whose clock lags a little accepts its certificate."""
     key_agreement: bool = False
@@ -77,7 +87,8 @@ class ProfileConfig:
 @dataclass(frozen=True)
 class PolicyConfig:
     allowed_keys: tuple[str, ...] = ("ec-p256", "ec-p384")
-    """Device key types accepted in CSRs: ec-p256, ec-p384, ec-p521, rsa, ed25519."""
+    """Device key types accepted in CSRs: ec-p256, ec-p384, ec-p521, rsa (never ed25519: AWS IoT
+    does not accept Ed25519 device certificates)."""
     rsa_min_bits: int = 2048
     """Smallest RSA modulus accepted when "rsa" is allowed (AWS IoT requires >= 2048)."""
 
@@ -175,16 +186,46 @@ class _Reader:
         p = Path(value)
         return p if p.is_absolute() else (self.file.parent / p)
 
-    def positive(self, key: str, default: int) -> int:
+    def positive(self, key: str, default: int, *, maximum: int | None = None) -> int:
         value = self.get(key, int, default, expected="a positive integer")
         if value <= 0:
             self.fail(key, "a positive integer", value)
+        if maximum is not None and value > maximum:
+            self.fail(key, f"a positive integer up to {maximum}", value)
         return value
 
     def done(self) -> None:
         if self.table:
             unknown = ", ".join(sorted(self.table))
             raise ConfigError(f"{self.where('')}: unknown key(s) {unknown}")
+
+
+def check_profile(profile: ProfileConfig, *, where: str) -> None:
+    """Refuse templates with unknown placeholders or a fixed part over the attribute's limit,
+    and a profile without a common name."""
+    for name, limit in SUBJECT_TEMPLATES.items():
+        template = getattr(profile, name)
+        if template is None:
+            continue
+        if not template.strip():
+            raise ConfigError(f"{where} {name}: is empty; remove the key or give it a value "
+                              f"(an empty subject field makes AWS JITP fail)")
+        try:
+            parsed = list(string.Formatter().parse(template))
+        except ValueError as exc:
+            raise ConfigError(f"{where} {name}: bad template {template!r} ({exc})") from None
+        for _text, field_name, _spec, _conversion in parsed:
+            if field_name is not None and field_name not in TEMPLATE_FIELDS:
+                raise ConfigError(f"{where} {name}: unknown placeholder {{{field_name}}} in {template!r} "
+                                  f"(expected {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)})")
+        fixed = sum(len(text) for text, *_ in parsed)
+        if fixed > limit:
+            raise ConfigError(f"{where} {name}: {fixed} characters without its placeholders, over the "
+                              f"limit of {limit} for this subject attribute")
+    if profile.common_name is None:
+        raise ConfigError(f"{where} common_name: required")
+    if profile.country is not None and not re.fullmatch(r"[A-Z]{2}", profile.country):
+        raise ConfigError(f"{where} country: expected a two-letter ISO 3166 code, got {profile.country!r}")
 
 
 def load_config(path: Path | str) -> StationConfig:
@@ -246,20 +287,20 @@ def load_config(path: Path | str) -> StationConfig:
         country=p.text("country", None),
         state=p.text("state", None),
         dn_qualifier=p.text("dn_qualifier", None),
-        validity_days=p.positive("validity_days", 7300),
+        validity_days=p.positive("validity_days", 7300, maximum=MAX_VALIDITY_DAYS),
         backdate_seconds=p.get("backdate_seconds", int, 300, expected="an integer number of seconds"),
         key_agreement=p.get("key_agreement", bool, False, expected="true or false"),
     )
     p.done()
     if not (0 <= profile.backdate_seconds <= 86400):
         raise ConfigError(f"{path}: [profile] backdate_seconds: expected 0..86400, got {profile.backdate_seconds}")
-    from station.profile import check_profile  # the profile module owns the template rules
-
     check_profile(profile, where=f"{path}: [profile]")
 
     pol = _Reader(path, "policy", doc.get("policy", {}))
     allowed = pol.get("allowed_keys", list, ["ec-p256", "ec-p384"], expected="a list of key types")
     for item in allowed:
+        if item == "ed25519":
+            pol.fail("allowed_keys", "no ed25519 (AWS IoT does not accept Ed25519 device certificates)", item)
         if item not in KEY_TYPES:
             pol.fail("allowed_keys", f"key types from {', '.join(KEY_TYPES)}", item)
     policy = PolicyConfig(allowed_keys=tuple(allowed), rsa_min_bits=pol.positive("rsa_min_bits", 2048))

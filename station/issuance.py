@@ -5,8 +5,10 @@ from a device on the line (the engine) or from a file (`station issue`, the benc
     issuing CA -> record the certificate durably (complete) -> release
 
 Both records are committed before the certificate is returned, so no certificate exists that
-the station's database does not know. If signing fails after the reservation, the reservation
-is marked void; the key stays used, so a retry needs a fresh key from the device.
+the station's database does not know. If anything fails after the reservation and before the
+certificate is recorded (building, signing, verifying, recording), the reservation is marked
+void with the reason, and the error goes on to the caller; the key stays used, so a retry
+needs a fresh key from the device.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from hsm.ca import CertificateAuthority
 from hsm.errors import HSMError
+from station.audit.errors import CheckpointFailed
 from station.config import ProfileConfig
 from station.policy import IssuancePolicy, ValidatedRequest
 from station.profile import DeviceRef, device_certificate_builder, subject_for
@@ -80,11 +83,18 @@ class Issuer:
             builder = device_certificate_builder(self.profile, subject=subject, public_key=request.public_key,
                                                  issuer=self.ca.certificate, serial=serial)
             cert = self.ca.sign(builder)
-        except HSMError as exc:
-            self.record.set_certificate_status(serial, "void", reason=str(exc))
+            fingerprint = cert.fingerprint(hashes.SHA256()).hex()
+            self.record.complete_certificate(
+                serial, cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+                fingerprint_sha256=fingerprint, not_before=cert.not_valid_before_utc,
+                not_after=cert.not_valid_after_utc)
+        except CheckpointFailed:
+            raise  # the certificate is recorded (issued); only the signed checkpoint after it failed
+        except BaseException as exc:
+            # Whatever went wrong (a token error, a bug, an interrupt), nothing was released: a
+            # reservation left `reserved` would look like a crash in flight to the next start.
+            # If voiding fails too (the audit database broke), that error wins: it halts issuance.
+            reason = str(exc) if isinstance(exc, HSMError) else f"issuance failed: {type(exc).__name__}: {exc}"
+            self.record.set_certificate_status(serial, "void", reason=reason[:500])
             raise
-        fingerprint = cert.fingerprint(hashes.SHA256()).hex()
-        self.record.complete_certificate(
-            serial, cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
-            fingerprint_sha256=fingerprint, not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc)
         return IssuedCertificate(certificate=cert, request=request, serial=serial, fingerprint_sha256=fingerprint)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import string
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -16,11 +15,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hsm.ca import key_usage
-from station.config import ProfileConfig
-from station.errors import ConfigError, PolicyRefusal
+from station.config import SUBJECT_TEMPLATES, ProfileConfig
+from station.errors import PolicyRefusal
 
 UTC = dt.timezone.utc
-TEMPLATE_FIELDS = ("device_id", "model", "label")
 
 # Only these characters may come from a device or a label into a subject. They are what chip
 # UIDs, model names and printed labels use; they cannot smuggle RFC 4514 syntax or confusable
@@ -28,18 +26,20 @@ TEMPLATE_FIELDS = ("device_id", "model", "label")
 # dnQualifier are encoded as PrintableString, which has no "_"); and every one is allowed in
 # an AWS IoT thing name, which JITP templates usually build from CommonName or SerialNumber
 # (thing names allow no "." or "+").
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9:-]{1,64}$")
+# Always fullmatch: with re.match, "$" also matches before a trailing newline ("M\n" passed).
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9:-]{1,64}")
 
-# (profile field, subject OID, JITP parameter, upper bound from RFC 5280 ub-*)
-SUBJECT_FIELDS = (
-    ("country", NameOID.COUNTRY_NAME, "Country", 2),
-    ("state", NameOID.STATE_OR_PROVINCE_NAME, "StateName", 128),
-    ("organization", NameOID.ORGANIZATION_NAME, "Organization", 64),
-    ("organizational_unit", NameOID.ORGANIZATIONAL_UNIT_NAME, "OrganizationalUnit", 64),
-    ("dn_qualifier", NameOID.DN_QUALIFIER, "DistinguishedNameQualifier", 64),
-    ("serial_number", NameOID.SERIAL_NUMBER, "SerialNumber", 64),
-    ("common_name", NameOID.COMMON_NAME, "CommonName", 64),
-)
+_ATTRIBUTES = {
+    "country": (NameOID.COUNTRY_NAME, "Country"),
+    "state": (NameOID.STATE_OR_PROVINCE_NAME, "StateName"),
+    "organization": (NameOID.ORGANIZATION_NAME, "Organization"),
+    "organizational_unit": (NameOID.ORGANIZATIONAL_UNIT_NAME, "OrganizationalUnit"),
+    "dn_qualifier": (NameOID.DN_QUALIFIER, "DistinguishedNameQualifier"),
+    "serial_number": (NameOID.SERIAL_NUMBER, "SerialNumber"),
+    "common_name": (NameOID.COMMON_NAME, "CommonName"),
+}
+# (profile field, subject OID, JITP parameter, upper bound from RFC 5280 ub-*), in subject order
+SUBJECT_FIELDS = tuple((name, *_ATTRIBUTES[name], limit) for name, limit in SUBJECT_TEMPLATES.items())
 
 
 @dataclass(frozen=True)
@@ -52,35 +52,12 @@ class DeviceRef:
     model: str
 
 
-def check_profile(profile: ProfileConfig, *, where: str) -> None:
-    """Refuse templates with unknown placeholders, and a profile without a common name."""
-    for name, _oid, _jitp, _limit in SUBJECT_FIELDS:
-        template = getattr(profile, name)
-        if template is None:
-            continue
-        if not template.strip():
-            raise ConfigError(f"{where} {name}: is empty; remove the key or give it a value "
-                              f"(an empty subject field makes AWS JITP fail)")
-        try:
-            placeholders = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-        except ValueError as exc:
-            raise ConfigError(f"{where} {name}: bad template {template!r} ({exc})") from None
-        for field_name in placeholders:
-            if field_name not in TEMPLATE_FIELDS:
-                raise ConfigError(f"{where} {name}: unknown placeholder {{{field_name}}} in {template!r} "
-                                  f"(expected {', '.join('{' + f + '}' for f in TEMPLATE_FIELDS)})")
-    if profile.common_name is None:
-        raise ConfigError(f"{where} common_name: required")
-    if profile.country is not None and not re.fullmatch(r"[A-Z]{2}", profile.country):
-        raise ConfigError(f"{where} country: expected a two-letter ISO 3166 code, got {profile.country!r}")
-
-
 def subject_for(profile: ProfileConfig, device: DeviceRef) -> x509.Name:
     """The subject this device's certificate (and its CSR) must carry. Raises PolicyRefusal if
     a device value is unsafe or a field would render empty or too long."""
     values = {"device_id": device.device_id, "label": device.label, "model": device.model}
     for key, value in values.items():
-        if not _SAFE_VALUE.match(value or ""):
+        if not _SAFE_VALUE.fullmatch(value or ""):
             raise PolicyRefusal("bad-identity", f"{key} {value!r} is not 1-64 characters of A-Z a-z 0-9 : -")
     attrs = []
     for name, oid, jitp, limit in SUBJECT_FIELDS:

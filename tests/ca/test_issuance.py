@@ -140,3 +140,23 @@ def test_device_certificate_never_outlives_the_issuing_ca(station, device):
     issuer = Issuer(ca=station.ca, profile=long_lived, policy=station.issuer.policy, record=station.audit)
     issued = issuer.issue(make_csr(issuer.subject_for(device)), device)
     assert issued.certificate.not_valid_after_utc == station.ca.certificate.not_valid_after_utc
+
+
+def test_a_failure_after_the_reservation_voids_it(station, device):
+    import dataclasses
+
+    from station.issuance import Issuer
+
+    # Past the config bound (which load_config enforces) the date arithmetic overflows after the
+    # reservation: a real failure between reserve and record, not a simulated one.
+    broken = dataclasses.replace(station.cfg.profile, validity_days=3_000_000)
+    issuer = Issuer(ca=station.ca, profile=broken, policy=station.issuer.policy, record=station.audit)
+    csr = make_csr(issuer.subject_for(device))
+    with pytest.raises(OverflowError):
+        issuer.issue(csr, device)
+    rows = station.audit.certificates_for_device(device.device_id)
+    assert [row["status"] for row in rows] == ["void"], "a reservation must not stay reserved after a failure"
+    assert "OverflowError" in rows[0]["status_reason"]
+    assert rows[0]["cert_pem"] is None
+    # The key stays used: the device must make a fresh one.
+    assert station.audit.public_key_known(rows[0]["spki_sha256"])
