@@ -30,16 +30,20 @@ def _config(ctx: click.Context):
 def ca_show(ctx: click.Context) -> None:
     """Print the chain: subjects, fingerprints, key types and where each key lives."""
     cfg = _config(ctx)
+    flagged: list[str] = []
     with open_token(cfg) as token:
         ca = open_ca(cfg, token)
         for position, cert in enumerate(ca.chain):
             role = "issuing CA" if position == 0 else ("root CA" if position == len(ca.chain) - 1 else "intermediate")
+            label = None
             if position == 0:
-                where = f"HSM token {cfg.hsm.token_label!r}, key {cfg.hsm.issuing_key_label!r} " \
-                        f"({_protection(token.private_key_attributes(cfg.hsm.issuing_key_label))})"
+                label = cfg.hsm.issuing_key_label
+                where = f"HSM token {cfg.hsm.token_label!r}, key {label!r} " \
+                        f"({_protection(token.private_key_attributes(label))})"
             elif cfg.ca.setup == "development" and token.has_key(cfg.hsm.root_key_label) and \
                     _same_key(token.public_key(cfg.hsm.root_key_label), cert.public_key()):
-                where = f"HSM token {cfg.hsm.token_label!r}, key {cfg.hsm.root_key_label!r} (development set-up)"
+                label = cfg.hsm.root_key_label
+                where = f"HSM token {cfg.hsm.token_label!r}, key {label!r} (development set-up)"
             else:
                 where = "offline (not on this station)"
             click.echo(f"[{position}] {role}")
@@ -50,6 +54,29 @@ def ca_show(ctx: click.Context) -> None:
             click.echo(f"    key:         {describe_key(cert.public_key())}")
             click.echo(f"    sha256:      {fingerprint(cert)}")
             click.echo(f"    private key: {where}")
+            if label is not None:
+                _show_capabilities(token, label, flagged)
+        audit_label = cfg.hsm.audit_key_label
+        click.echo("[audit] checkpoint signing key")
+        if token.has_key(audit_label):
+            click.echo(f"    private key: HSM token {cfg.hsm.token_label!r}, key {audit_label!r} "
+                       f"({_protection(token.private_key_attributes(audit_label))})")
+            _show_capabilities(token, audit_label, flagged)
+        else:
+            click.echo(f"    private key: none (no key {audit_label!r} on the token: no signed checkpoints)")
+    if flagged:
+        raise CAError(f"key(s) {', '.join(map(repr, flagged))} on token {cfg.hsm.token_label!r} allow more than "
+                      "signing; CA and audit keys must be sign-only (see the FLAG lines; docs/ca.md)")
+
+
+def _show_capabilities(token, label: str, flagged: list[str]) -> None:
+    """One line of what the token lets the key do; a FLAG line if it is more than signing."""
+    allowed = [use for use, on in token.private_key_capabilities(label).items() if on]
+    extra = [use for use in allowed if use != "sign"]
+    click.echo(f"    allows:      {'sign only' if allowed == ['sign'] else ', '.join(allowed) or 'nothing'}")
+    if extra:
+        flagged.append(label)
+        click.echo(f"    FLAG: key {label!r} allows {', '.join(extra)}: a CA or audit key must be sign-only")
 
 
 def _protection(attrs: dict[str, bool]) -> str:
