@@ -7,6 +7,7 @@
     DIR/hsm/so.pin              generated security-officer PIN, mode 0600
     DIR/ca/chain.pem            issuing CA certificate, then the root
     DIR/ca/audit-public.pem     public half of the audit checkpoint key
+    DIR/ca/audit.pem            the audit key's certificate (issued by the issuing CA), then the chain
     DIR/audit.db                the audit database
 
 An existing station is never destroyed: init refuses, and with force=True it moves the old
@@ -24,7 +25,7 @@ import tomlkit
 from cryptography.hazmat.primitives import serialization
 
 from hsm import softhsm
-from hsm.ca import create_development_ca
+from hsm.ca import CertificateAuthority, certify_audit_key, create_development_ca
 from hsm.token import KeySpec, Token
 from station.errors import UsageError
 from station.pin import write_pin_file
@@ -74,6 +75,7 @@ family = "cip"
 [audit]
 database = "audit.db"
 public_key = "ca/audit-public.pem"
+certificate = "ca/audit.pem"
 checkpoint_every = 1000
 """
 
@@ -177,7 +179,10 @@ def _create(workdir: Path, *, station_id: str, organization: str, key_type: str)
             token, root_label="root-ca", issuing_label="issuing-ca", key_spec=spec, organization=organization,
             country=None, root_cn=names["root"], issuing_cn=names["issuing"])
         audit_public = token.generate_key("audit", KeySpec.parse("ec-p256"))
-    (ca_dir / "chain.pem").write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (issuing, root)))
+        ca = CertificateAuthority(token=token, issuing_label="issuing-ca", chain=[issuing, root])
+        audit_cert = certify_audit_key(ca, audit_public, station_id=station_id, organization=organization)
+    (ca_dir / "chain.pem").write_bytes(ca.chain_pem())
+    (ca_dir / "audit.pem").write_bytes(audit_cert.public_bytes(serialization.Encoding.PEM) + ca.chain_pem())
     (ca_dir / "audit-public.pem").write_bytes(audit_public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     config_path = workdir / "station.toml"

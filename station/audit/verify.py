@@ -41,13 +41,22 @@ class VerifyReport:
     first_bad_table: str | None = None
     first_bad_row: int | str | None = None
     reason: str | None = None
+    anchored_by: str | None = None
+    """What vouches for the audit key (station/audit/anchor.py), set by the caller that
+    validated it; None means the key was taken as given: UNANCHORED."""
 
     def summary(self) -> str:
-        """One line for an operator."""
+        """One line for an operator. Never says "signatures verified" for a key no trust
+        anchor vouches for: such a key proves nothing against whoever could replace it."""
         if not self.ok:
             return f"audit TAMPERED: {self.reason}"
-        signatures = ("signatures verified" if self.signatures_checked
-                      else "signatures NOT checked: no audit public key given")
+        if not self.signatures_checked:
+            signatures = "signatures NOT checked: no audit public key given"
+        elif self.anchored_by:
+            signatures = f"signatures verified against {self.anchored_by}"
+        else:
+            signatures = ("signatures checked against an UNANCHORED key: it proves nothing against "
+                          "whoever could replace that key; give --trust-anchor ROOT.pem")
         return (f"audit intact: {self.events_checked} events, {self.checkpoints_checked} "
                 f"checkpoints ({signatures}), {self.certificates_checked} certificates; "
                 f"head event {self.head_event_id} {self.head_hash}")
