@@ -4,10 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import tomlkit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from hsm.ca import aws_verification_certificate, check_issuing_import, create_issuing_csr, fingerprint
+from hsm.ca import (CertificateAuthority, aws_verification_certificate, certify_audit_key, check_issuing_import,
+                    create_issuing_csr, fingerprint)
 from hsm.errors import CAError
 from hsm.token import KeySpec
 from station.boot import load_chain, open_ca, open_token
@@ -124,7 +126,8 @@ def ca_csr(ctx: click.Context, file: Path, common_name: str | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_context
 def ca_import(ctx: click.Context, file: Path) -> None:
-    """Production set-up: install the signed issuing CA certificate and its chain (issuing first)."""
+    """Production set-up: install the signed issuing CA certificate and its chain (issuing first),
+    and have it certify the audit key (ca/audit.pem, [audit] certificate)."""
     cfg = _config(ctx)
     try:
         chain = x509.load_pem_x509_certificates(file.read_bytes())
@@ -133,6 +136,7 @@ def ca_import(ctx: click.Context, file: Path) -> None:
     with open_token(cfg) as token:
         try:
             check_issuing_import(token, cfg.hsm.issuing_key_label, chain)
+            audit_cert, audit_public = _certify_audit_key(cfg, token, chain)
         except CAError as exc:
             raise CAError(f"{file}: {exc}; nothing was installed") from None
     if cfg.ca.chain.exists():
@@ -140,8 +144,45 @@ def ca_import(ctx: click.Context, file: Path) -> None:
         backup = cfg.ca.chain.with_suffix(".pem.previous")
         _write(backup, cfg.ca.chain.read_bytes())
         click.echo(f"previous chain kept as {backup}")
-    _write(cfg.ca.chain, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
+    chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
+    _write(cfg.ca.chain, chain_pem)
     click.echo(f"installed issuing CA {chain[0].subject.rfc4514_string()} ({fingerprint(chain[0])})")
+    audit_path = cfg.audit.certificate or cfg.ca.chain.with_name("audit.pem")
+    _write(audit_path, audit_cert.public_bytes(serialization.Encoding.PEM) + chain_pem)
+    if cfg.audit.public_key is not None:
+        _write(cfg.audit.public_key, audit_public.public_bytes(serialization.Encoding.PEM,
+                                                               serialization.PublicFormat.SubjectPublicKeyInfo))
+    if cfg.audit.certificate is None:
+        _point_config_at(cfg, audit_path)
+    click.echo(f"audit key {cfg.hsm.audit_key_label!r} certified by the issuing CA: {audit_path} "
+               f"(verify the audit with: station audit verify --trust-anchor ROOT.pem)")
+
+
+def _certify_audit_key(cfg, token, chain: list[x509.Certificate]):
+    """The production path's audit certificate: the newly imported issuing CA certifies the
+    audit key (generated sign-only if the token lacks it). Returns (certificate, public key)."""
+    label = cfg.hsm.audit_key_label
+    if token.has_key(label):
+        public = token.public_key(label)
+    else:
+        public = token.generate_key(label, KeySpec.parse("ec-p256"))
+        click.echo(f"generated the audit key {label!r} in the token")
+    ca = CertificateAuthority(token=token, issuing_label=cfg.hsm.issuing_key_label, chain=chain)
+    return certify_audit_key(ca, public, station_id=cfg.station_id, organization=cfg.ca.organization), public
+
+
+def _point_config_at(cfg, audit_path: Path) -> None:
+    """Set [audit] certificate in station.toml, keeping its comments and layout (tomlkit)."""
+    doc = tomlkit.parse(cfg.path.read_text())
+    if "audit" not in doc:
+        doc.add("audit", tomlkit.table())
+    try:
+        value = str(audit_path.relative_to(cfg.base_dir))
+    except ValueError:
+        value = str(audit_path)
+    doc["audit"]["certificate"] = value
+    _write(cfg.path, tomlkit.dumps(doc).encode())
+    click.echo(f"{cfg.path}: [audit] certificate = {value!r}")
 
 
 @ca_group.command("aws-verification")
