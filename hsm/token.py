@@ -194,10 +194,13 @@ class Token:
             found = list(self._session.get_objects({Attribute.ID: label.encode(), Attribute.CLASS: object_class}))
             if not found:
                 found = list(self._session.get_objects({Attribute.LABEL: label, Attribute.CLASS: object_class}))
+        what = object_class.name.lower().replace('_', ' ')
         if not found:
-            raise KeyNotFound(f"no {object_class.name.lower().replace('_', ' ')} {label!r} on token {self.token_label!r}")
+            raise KeyNotFound(f"no {what} {label!r} on token {self.token_label!r}")
         if len(found) > 1:
-            raise HSMError(f"{len(found)} objects labelled {label!r} on token {self.token_label!r}; expected one")
+            # Signing with whichever comes first could sign with a key no certificate names.
+            raise HSMError(f"{len(found)} {what}s labelled {label!r} on token {self.token_label!r}; expected one: "
+                           "the station cannot tell which to use (remove or relabel the others with the token's tools)")
         self._handles[(label, object_class)] = found[0]
         return found[0]
 

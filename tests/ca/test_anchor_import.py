@@ -3,34 +3,16 @@ CA certify the audit key, writes it beside the chain, points the configuration a
 audit then verifies under the offline root as trust anchor (real token, real subprocesses)."""
 from __future__ import annotations
 
-import datetime as dt
 import tomllib
 
 import tomlkit
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 
 from hsm.ca import AUDIT_SIGNING_EKU
+from tests.ca.offline_root import OfflineRoot
 from tests.cli_runner import run_station
 from tests.csr_factory import make_csr
-
-
-def _offline_ca(csr: x509.CertificateSigningRequest):
-    """A software root standing in for the offline root ceremony; returns (issuing, root)."""
-    key = ec.generate_private_key(ec.SECP384R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "Offline Root")])
-    now = dt.datetime.now(dt.timezone.utc)
-
-    def cert(subject, public_key, path_length):
-        return (x509.CertificateBuilder().subject_name(subject).issuer_name(name).public_key(public_key)
-                .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
-                .not_valid_after(now + dt.timedelta(days=365))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
-                .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-                .sign(key, hashes.SHA384()))
-
-    return cert(csr.subject, csr.public_key(), 0), cert(name, key.public_key(), None)
 
 
 def test_ca_import_certifies_the_audit_key_and_the_audit_verifies_under_the_offline_root(tmp_path):
@@ -45,7 +27,9 @@ def test_ca_import_certifies_the_audit_key_and_the_audit_verifies_under_the_offl
     config.write_text(tomlkit.dumps(doc))
 
     assert run_station("ca", "csr", tmp_path / "issuing.csr", cwd=tmp_path).returncode == 0
-    issuing, root = _offline_ca(x509.load_pem_x509_csr((tmp_path / "issuing.csr").read_bytes()))
+    csr = x509.load_pem_x509_csr((tmp_path / "issuing.csr").read_bytes())
+    offline = OfflineRoot()
+    issuing, root = offline.certify(csr.subject, csr.public_key(), usage=None), offline.certificate
     (tmp_path / "bundle.pem").write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (issuing, root)))
     (tmp_path / "root.pem").write_bytes(root.public_bytes(serialization.Encoding.PEM))
 

@@ -1,19 +1,26 @@
-"""The CA and audit keys are sign-only on the real token: no derive, decrypt, unwrap or
-sign-recover, and `station ca show` flags a key that allows more."""
+"""The CA and audit keys on the real token: sign-only (no derive, decrypt, unwrap or
+sign-recover; `station ca show` flags a key that allows more), signing with the hash their
+size calls for, and certified only by a certificate that allows certificate signing."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID, SignatureAlgorithmOID
 from pkcs11 import KDF, KeyType, ObjectClass
 from pkcs11 import exceptions as p11
 from pkcs11._pkcs11 import DeriveMixin
 
+from hsm.ca import check_issuing_import
+from hsm.errors import CAError
 from hsm.token import PKCS11_LOCK
+from tests.ca.offline_root import OfflineRoot
 from tests.cli_runner import run_station
+from tests.csr_factory import make_csr
 
 LABELS = ["issuing-ca", "root-ca", "audit"]
 
@@ -73,3 +80,36 @@ def test_ca_show_flags_a_key_that_allows_derive(tmp_path):
     assert "FLAG: key 'audit-derive' allows sign_recover, derive" in flagged.stdout
     assert "Traceback" not in flagged.stderr
     assert "'audit-derive'" in flagged.stderr and "sign-only" in flagged.stderr
+
+
+def test_a_p384_ca_signs_with_sha384(tmp_path):
+    # SHA-256 under a P-384 key would cap the chain at 128-bit strength and fail profile
+    # linters; every certificate the P-384 CA makes must say ecdsa-with-SHA384.
+    assert run_station("init", "--workdir", tmp_path, "--key-type", "ec-p384").returncode == 0
+    from station.config import load_config
+    from station.profile import DeviceRef, subject_for
+
+    subject = subject_for(load_config(tmp_path / "station.toml").profile, DeviceRef("AB12", "L-1", "M"))
+    (tmp_path / "d.csr").write_bytes(make_csr(subject))
+    result = run_station("issue", tmp_path / "d.csr", "--device-id", "AB12", "--label", "L-1", "--model", "M",
+                         "--out", tmp_path / "d.pem", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    issuing, root = x509.load_pem_x509_certificates((tmp_path / "ca/chain.pem").read_bytes())
+    device = x509.load_pem_x509_certificate((tmp_path / "d.pem").read_bytes())
+    audit = x509.load_pem_x509_certificates((tmp_path / "ca/audit.pem").read_bytes())[0]
+    for cert in (root, issuing, device, audit):
+        assert isinstance(cert.signature_hash_algorithm, hashes.SHA384), cert.subject.rfc4514_string()
+        assert cert.signature_algorithm_oid == SignatureAlgorithmOID.ECDSA_WITH_SHA384
+
+
+def test_an_issuing_certificate_without_key_cert_sign_is_refused(station):
+    # The offline root certified the token's issuing key, but only for digitalSignature:
+    # relying parties would reject every device certificate it signs.
+    root = OfflineRoot()
+    issuing_key = station.token.public_key("issuing-ca")
+    issuing_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Issuing without keyCertSign")])
+    signing_only = root.certify(issuing_name, issuing_key, usage=("digital_signature",))
+    with pytest.raises(CAError, match="does not allow certificate signing \\(keyUsage keyCertSign missing\\)"):
+        check_issuing_import(station.token, "issuing-ca", [signing_only, root.certificate])
+    # The same certificate with keyCertSign is accepted: the refusal is about that bit alone.
+    check_issuing_import(station.token, "issuing-ca", [root.certify(issuing_name, issuing_key), root.certificate])
