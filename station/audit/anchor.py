@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hsm.ca import AUDIT_SIGNING_EKU, fingerprint, validate_to_anchor
 from hsm.errors import CAError
@@ -36,6 +36,28 @@ class AnchoredKey:
         anchor = self.path[-1]
         return (f"audit certificate {self.path[0].subject.rfc4514_string()!r}, anchored in "
                 f"{anchor.subject.rfc4514_string()!r} (sha256 {fingerprint(anchor)[:16]}...)")
+
+
+AUDIT_CN_SUFFIX = " audit checkpoints"
+
+
+def certified_station(cert: x509.Certificate) -> str | None:
+    """The station id an audit certificate names (`hsm.ca.certify_audit_key`: CN "<id> audit
+    checkpoints"), or None if its name is not of that form."""
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    common_name = str(names[0].value) if names else ""
+    return common_name.removesuffix(AUDIT_CN_SUFFIX) if common_name.endswith(AUDIT_CN_SUFFIX) else None
+
+
+def check_station(anchored: AnchoredKey, signed_for: set[str]) -> None:
+    """The checkpoints must be signed for the station the certificate names: under one root
+    every station's audit key is certified, and one station's key must not vouch for another
+    station's log. Raises AuditTampered."""
+    station = certified_station(anchored.path[0])
+    others = sorted(signed_for - {station})
+    if others:
+        raise AuditTampered(f"audit key NOT TRUSTED: the checkpoints are signed for station {others[0]!r}, "
+                            f"the audit certificate is for station {station!r}")
 
 
 def load_certificates(path: Path, what: str) -> list[x509.Certificate]:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from station.audit import AuditTampered, verify
-from station.audit.anchor import anchored_audit_key, load_certificates
+from station.audit.anchor import anchored_audit_key, check_station, load_certificates
 from station.errors import ConfigError, StationError, UsageError
 
 
@@ -50,9 +50,10 @@ def audit_verify(ctx: click.Context, db_path: Path | None, anchor_path: Path | N
         raise UsageError("--public-key excludes --trust-anchor and --certificate: with a trust anchor the "
                          "key comes from the audit certificate")
     expected = _parse_head(expect_head) if expect_head else None
-    anchored_by = None
+    anchored = anchored_by = None
     if anchor_path is not None:
-        db_path, public_key, anchored_by = _anchored(ctx, db_path, cert_path, anchor_path)
+        db_path, anchored, anchored_by = _anchored(ctx, db_path, cert_path, anchor_path)
+        public_key = anchored.public_key
     else:
         if db_path is None or (key_path is None and not skip_signatures):
             db_path, key_path = _from_config(ctx, db_path, key_path, skip_signatures)
@@ -61,6 +62,8 @@ def audit_verify(ctx: click.Context, db_path: Path | None, anchor_path: Path | N
     report.anchored_by = anchored_by
     if not report.ok:
         raise AuditTampered(f"{db_path}: {report.summary()}")
+    if anchored is not None:
+        check_station(anchored, report.checkpoint_stations)
     if expected is not None:
         _check_head(db_path, *expected)
     click.echo(f"{db_path}: {report.summary()}")
@@ -68,7 +71,7 @@ def audit_verify(ctx: click.Context, db_path: Path | None, anchor_path: Path | N
 
 def _anchored(ctx: click.Context, db_path: Path | None, cert_path: Path | None, anchor_path: Path):
     """The audit key vouched for by the trust anchor, and, with the station's configuration
-    and PIN at hand, checked against the token's audit key. Returns (db, key, description)."""
+    and PIN at hand, checked against the token's audit key. Returns (db, AnchoredKey, description)."""
     # Without --db and --certificate the configuration must be there; with both it is only
     # used, if present, to compare the token's key.
     cfg = _optional_config(ctx, required=db_path is None or cert_path is None)
@@ -84,7 +87,7 @@ def _anchored(ctx: click.Context, db_path: Path | None, cert_path: Path | None, 
         raise UsageError(f"{anchor_path}: give exactly one trust anchor certificate, not {len(anchors)}")
     anchored = anchored_audit_key(load_certificates(cert_path, "audit certificate"), anchors[0])
     token = _token_check(cfg, anchored.public_key) if cfg is not None else "token not checked: no configuration"
-    return db_path, anchored.public_key, f"{anchored.describe()}; {token}"
+    return db_path, anchored, f"{anchored.describe()}; {token}"
 
 
 def _optional_config(ctx: click.Context, required: bool):

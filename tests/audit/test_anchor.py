@@ -229,3 +229,18 @@ def test_audit_certificate_profile(station):
     cert.verify_directly_issued_by(station.ca.certificate)
     assert cert.public_key() == station.token.public_key(station.cfg.hsm.audit_key_label)
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "station-1 audit checkpoints"
+
+
+def test_another_stations_audit_certificate_does_not_vouch_for_this_log(db, root, station, tmp_path):
+    # Under one root every station's audit key is certified; station-2's key (held by its own
+    # token) must not be able to re-sign station-1's log, even offline without the token.
+    mallory = ec.generate_private_key(ec.SECP256R1())
+    other = certify_audit_key(station.ca, mallory.public_key(), station_id="station-2",
+                              organization="Example Devices Ltd")
+    forge(db, mallory)
+    swapped = tmp_path / "audit.pem"
+    swapped.write_bytes(pem(other, *station.ca.chain))
+    result = verify("--db", db, "--certificate", swapped, "--trust-anchor", root)
+    assert_clean_failure(result, ExitCode.REFUSED, "audit key NOT TRUSTED",
+                         "checkpoints are signed for station 'station-1', the audit certificate is for station "
+                         "'station-2'")
