@@ -108,6 +108,18 @@ def self_made(subject: x509.Name, issuer: x509.Name, public_key, signer, *, ca: 
     return builder.sign(signer, hashes.SHA256())
 
 
+def forged_with_a_genuine_audit_certificate(db, station, tmp_path, station_id: str):
+    """Forge the log with a new key the real issuing CA certified for `station_id` (someone
+    held the PIN somewhere); returns the bundle file with that certificate and the chain."""
+    mallory = ec.generate_private_key(ec.SECP256R1())
+    cert = certify_audit_key(station.ca, mallory.public_key(), station_id=station_id,
+                             organization="Example Devices Ltd")
+    forge(db, mallory)
+    bundle = tmp_path / "audit.pem"
+    bundle.write_bytes(pem(cert, *station.ca.chain))
+    return bundle
+
+
 def verify(*args, **kwargs):
     return run_station("audit", "verify", *map(str, args), **kwargs)
 
@@ -190,12 +202,7 @@ def test_a_device_certificate_from_the_real_ca_is_no_audit_certificate(db, root,
 def test_an_audit_certificate_for_another_key_is_caught_by_the_token(db, root, station, tmp_path):
     # Someone with the PIN at the station had the real CA certify a key of their own: the chain
     # is genuine, only the token can tell it is not the station's audit key.
-    mallory = ec.generate_private_key(ec.SECP256R1())
-    rogue = certify_audit_key(station.ca, mallory.public_key(), station_id="station-1",
-                              organization="Example Devices Ltd")
-    forge(db, mallory)
-    swapped = tmp_path / "audit.pem"
-    swapped.write_bytes(pem(rogue, *station.ca.chain))
+    swapped = forged_with_a_genuine_audit_certificate(db, station, tmp_path, "station-1")
     offline = verify("--db", db, "--certificate", swapped, "--trust-anchor", root)
     assert offline.returncode == ExitCode.OK, offline.stderr  # the documented limit without the token
     assert "token not checked" in offline.stdout
@@ -234,12 +241,7 @@ def test_audit_certificate_profile(station):
 def test_another_stations_audit_certificate_does_not_vouch_for_this_log(db, root, station, tmp_path):
     # Under one root every station's audit key is certified; station-2's key (held by its own
     # token) must not be able to re-sign station-1's log, even offline without the token.
-    mallory = ec.generate_private_key(ec.SECP256R1())
-    other = certify_audit_key(station.ca, mallory.public_key(), station_id="station-2",
-                              organization="Example Devices Ltd")
-    forge(db, mallory)
-    swapped = tmp_path / "audit.pem"
-    swapped.write_bytes(pem(other, *station.ca.chain))
+    swapped = forged_with_a_genuine_audit_certificate(db, station, tmp_path, "station-2")
     result = verify("--db", db, "--certificate", swapped, "--trust-anchor", root)
     assert_clean_failure(result, ExitCode.REFUSED, "audit key NOT TRUSTED",
                          "checkpoints are signed for station 'station-1', the audit certificate is for station "
