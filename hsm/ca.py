@@ -236,7 +236,7 @@ def certify_audit_key(ca: CertificateAuthority, audit_public_key, *, station_id:
     End entity (basicConstraints CA:FALSE), keyUsage digitalSignature only, extendedKeyUsage
     AUDIT_SIGNING_EKU only (so no device or TLS certificate can pass for it, nor it for them),
     valid as long as the issuing CA."""
-    common_name = f"{station_id} audit checkpoints"
+    common_name = f"{station_id} audit checkpoints"  # station.audit.anchor.certified_station reads it
     if len(common_name) > 64:
         raise CAError(f"station id {station_id!r} is too long for the audit certificate's name (64 characters)")
     now = dt.datetime.now(UTC).replace(microsecond=0)

@@ -113,3 +113,39 @@ def test_an_issuing_certificate_without_key_cert_sign_is_refused(station):
         check_issuing_import(station.token, "issuing-ca", [signing_only, root.certificate])
     # The same certificate with keyCertSign is accepted: the refusal is about that bit alone.
     check_issuing_import(station.token, "issuing-ca", [root.certify(issuing_name, issuing_key), root.certificate])
+
+
+_TRY_RSA_DECRYPT = """
+import sys
+from cryptography.hazmat.primitives.asymmetric import padding
+from pkcs11 import Mechanism, ObjectClass
+from pkcs11._pkcs11 import DecryptMixin
+from station.boot import open_token
+from station.config import load_config
+from hsm.token import PKCS11_LOCK
+
+with open_token(load_config(sys.argv[1])) as token, PKCS11_LOCK:
+    for label in ("issuing-ca", "root-ca"):
+        print(label, sorted(use for use, on in token.private_key_capabilities(label).items() if on))
+        secret = token.public_key(label).encrypt(b"wrapped key", padding.PKCS1v15())
+        try:
+            # python-pkcs11 offers decrypt() only where CKA_DECRYPT is true: give the object
+            # the method anyway, so that the token itself is asked.
+            key = token._find(label, ObjectClass.PRIVATE_KEY)
+            key.__class__ = type("Probe", (type(key), DecryptMixin), {})
+            key.decrypt(secret, mechanism=Mechanism.RSA_PKCS)
+            print(label, "DECRYPTED")
+        except Exception as exc:
+            print(label, "refused", exc)
+"""
+
+
+def test_rsa_ca_keys_refuse_to_decrypt(tmp_path):
+    assert run_station("init", "--workdir", tmp_path, "--key-type", "rsa-3072").returncode == 0
+    tried = subprocess.run([sys.executable, "-c", _TRY_RSA_DECRYPT, str(tmp_path / "station.toml")],
+                           capture_output=True, text=True)
+    assert tried.returncode == 0, tried.stderr
+    for label in ("issuing-ca", "root-ca"):
+        assert f"{label} ['sign']" in tried.stdout, tried.stdout
+        # CKR_KEY_FUNCTION_NOT_PERMITTED (0x68)
+        assert f"{label} refused Unmapped error code 0x68" in tried.stdout, tried.stdout
