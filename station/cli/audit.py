@@ -49,6 +49,9 @@ def audit_verify(ctx: click.Context, db_path: Path | None, anchor_path: Path | N
     if key_path is not None and (anchor_path or cert_path):
         raise UsageError("--public-key excludes --trust-anchor and --certificate: with a trust anchor the "
                          "key comes from the audit certificate")
+    if cert_path is not None and anchor_path is None:
+        raise UsageError("--certificate needs --trust-anchor ROOT.pem: a certificate no anchor vouches for is "
+                         "just a key (use --public-key for an UNANCHORED check)")
     expected = _parse_head(expect_head) if expect_head else None
     anchored = anchored_by = None
     if anchor_path is not None:

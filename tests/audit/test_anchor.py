@@ -225,6 +225,11 @@ def test_public_key_and_trust_anchor_exclude_each_other(db, root, station):
     assert "--public-key excludes --trust-anchor" in result.stderr
 
 
+def test_a_certificate_without_an_anchor_is_refused(db, audit_cert):
+    result = verify("--db", db, "--certificate", audit_cert)
+    assert_clean_failure(result, ExitCode.USAGE, "--certificate needs --trust-anchor ROOT.pem")
+
+
 def test_audit_certificate_profile(station):
     cert = x509.load_pem_x509_certificates(station.cfg.audit.certificate.read_bytes())[0]
     ext = cert.extensions

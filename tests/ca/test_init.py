@@ -26,7 +26,8 @@ def test_organization_with_toml_metacharacters_makes_a_readable_station(tmp_path
 def test_organization_too_long_for_the_ca_name_is_refused(tmp_path):
     organization = "A" * 50  # fits in O (64) but not in "<O> Development Root CA"
     result = run_station("init", "--workdir", tmp_path / "wd", "--organization", organization)
-    assert_clean_failure(result, 2, "--organization is too long", "Development Root CA' would be 70 characters", "allows 64")
+    assert_clean_failure(result, 2, "--organization is too long",
+                         "Development Root CA' would be 70 characters", "allows 64")
     assert not (tmp_path / "wd").exists() or not any((tmp_path / "wd").iterdir())
 
 
