@@ -6,6 +6,10 @@ Two set-ups (docs/ca.md):
 * production: `create_issuing_csr` writes a CSR for the token's issuing key for an offline
   root to sign; `check_issuing_import` accepts the signed certificate and chain only if the
   certificate's key is the token's key, it is a CA, and the chain verifies up to a root.
+
+Both set-ups end with `certify_audit_key`: the issuing CA certifies the audit checkpoint key,
+so the audit's trust rests on the PKI rather than on a key file beside the database, and
+`validate_to_anchor` walks such a certificate up to a trust anchor the verifier brings.
 """
 from __future__ import annotations
 
@@ -21,6 +25,11 @@ from hsm.signer import signature_hash_for, signer_for
 from hsm.token import KeySpec, Token
 
 UTC = dt.timezone.utc
+
+# extendedKeyUsage of the audit-signing certificate: "signs audit checkpoints of a
+# certificate injection station". A UUID OID (ITU-T X.667, arc 2.25) needs no registration and
+# names this purpose alone: no TLS client or server, no other product, accepts it.
+AUDIT_SIGNING_EKU = x509.ObjectIdentifier("2.25.262906608077278830483248625260806719560")
 
 
 _KEY_USAGE_BITS = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
@@ -218,6 +227,81 @@ def aws_verification_certificate(ca: CertificateAuthority, registration_code: st
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
     )
     return ca.sign(builder)
+
+
+def certify_audit_key(ca: CertificateAuthority, audit_public_key, *, station_id: str,
+                      organization: str | None) -> x509.Certificate:
+    """The audit-signing certificate: the issuing CA certifies the audit checkpoint key.
+
+    End entity (basicConstraints CA:FALSE), keyUsage digitalSignature only, extendedKeyUsage
+    AUDIT_SIGNING_EKU only (so no device or TLS certificate can pass for it, nor it for them),
+    valid as long as the issuing CA."""
+    common_name = f"{station_id} audit checkpoints"  # station.audit.anchor.certified_station reads it
+    if len(common_name) > 64:
+        raise CAError(f"station id {station_id!r} is too long for the audit certificate's name (64 characters)")
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    issuer_ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name, organization, None))
+        .issuer_name(ca.certificate.subject)
+        .public_key(audit_public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(ca.certificate.not_valid_after_utc)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(key_usage("digital_signature"), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([AUDIT_SIGNING_EKU]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(audit_public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False)
+    )
+    return ca.sign(builder)
+
+
+def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    try:
+        child.verify_directly_issued_by(parent)
+        return True
+    except Exception:  # InvalidSignature, ValueError (names differ), TypeError (key type)
+        return False
+
+
+def validate_to_anchor(leaf: x509.Certificate, intermediates: list[x509.Certificate],
+                       anchor: x509.Certificate, at: dt.datetime | None = None) -> list[x509.Certificate]:
+    """Build and check the path leaf -> intermediates... -> anchor, trusting only `anchor`.
+
+    Every issuer on the path must be a CA (basicConstraints CA:TRUE), allow keyCertSign if it
+    has a keyUsage, respect its pathLenConstraint, and every certificate (the anchor too) must
+    be valid at `at` (default: now). Returns the path, leaf first, anchor last. Raises CAError
+    naming the certificate that breaks it. The leaf's own purpose is the caller's to check."""
+    at = at or dt.datetime.now(UTC)
+    path = [leaf]
+    while not _issued_by(path[-1], anchor):
+        parent = next((c for c in intermediates if c not in path and _issued_by(path[-1], c)), None)
+        if parent is None or len(path) > 8:
+            raise CAError(f"certificate {path[-1].subject.rfc4514_string()!r} does not chain to the trust anchor "
+                          f"{anchor.subject.rfc4514_string()!r} (issued by {path[-1].issuer.rfc4514_string()!r}, "
+                          "which is neither the anchor nor a CA it certified)")
+        path.append(parent)
+    path.append(anchor)
+    for position, cert in enumerate(path):
+        subject = cert.subject.rfc4514_string()
+        if not (cert.not_valid_before_utc <= at <= cert.not_valid_after_utc):
+            raise CAError(f"certificate {subject!r} is not valid at {at:%Y-%m-%d %H:%M} UTC")
+        if position == 0:
+            continue
+        if not _is_ca(cert):
+            raise CAError(f"certificate {subject!r} issues certificates but is not a CA (basicConstraints)")
+        try:
+            if not cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign:
+                raise CAError(f"CA certificate {subject!r} does not allow certificate signing (keyCertSign)")
+        except x509.ExtensionNotFound:
+            pass
+        limit = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+        if limit is not None and position - 1 > limit:
+            raise CAError(f"CA certificate {subject!r} allows {limit} intermediate CA(s) below it, the path has "
+                          f"{position - 1}")
+    return path
 
 
 def fingerprint(cert: x509.Certificate) -> str:

@@ -94,6 +94,21 @@ def _load_library(module_path: Path, softhsm_conf: Path | None):
         raise TokenNotFound(f"cannot load PKCS#11 module {module_path}: {exc.strerror or exc}") from None
 
 
+# The uses a private key can be allowed, by PKCS#11 attribute. A signing key needs "sign" only.
+SIGN_CAPABILITIES = {
+    "sign": Attribute.SIGN, "sign_recover": Attribute.SIGN_RECOVER, "derive": Attribute.DERIVE,
+    "decrypt": Attribute.DECRYPT, "unwrap": Attribute.UNWRAP,
+}
+
+
+def _flag(handle, attr: Attribute) -> bool:
+    try:
+        return bool(handle[attr])
+    except (p11.AttributeTypeInvalid, p11.AttributeSensitive):
+        # A token that does not know the attribute cannot grant that use.
+        return False
+
+
 class _Login:
     def __init__(self, session, pin_digest: bytes, salt: bytes):
         self.session = session
@@ -179,10 +194,13 @@ class Token:
             found = list(self._session.get_objects({Attribute.ID: label.encode(), Attribute.CLASS: object_class}))
             if not found:
                 found = list(self._session.get_objects({Attribute.LABEL: label, Attribute.CLASS: object_class}))
+        what = object_class.name.lower().replace('_', ' ')
         if not found:
-            raise KeyNotFound(f"no {object_class.name.lower().replace('_', ' ')} {label!r} on token {self.token_label!r}")
+            raise KeyNotFound(f"no {what} {label!r} on token {self.token_label!r}")
         if len(found) > 1:
-            raise HSMError(f"{len(found)} objects labelled {label!r} on token {self.token_label!r}; expected one")
+            # Signing with whichever comes first could sign with a key no certificate names.
+            raise HSMError(f"{len(found)} {what}s labelled {label!r} on token {self.token_label!r}; expected one: "
+                           "the station cannot tell which to use (remove or relabel the others with the token's tools)")
         self._handles[(label, object_class)] = found[0]
         return found[0]
 
@@ -194,17 +212,22 @@ class Token:
             return False
 
     def generate_key(self, label: str, spec: KeySpec):
-        """Create a key pair inside the token: private half sensitive, never extractable.
+        """Create a sign-only key pair inside the token: private half sensitive, never
+        extractable, and allowed to sign and nothing else (SIGN_CAPABILITIES).
 
         Returns the public key as a cryptography object."""
+        # SoftHSM2 (like most tokens) defaults CKA_DERIVE and CKA_SIGN_RECOVER to true on EC
+        # and RSA private keys: an ECDH derive with the issuing CA key worked. Every other use
+        # is switched off explicitly.
         private_template = {
             Attribute.TOKEN: True,
             Attribute.SENSITIVE: True,
             Attribute.EXTRACTABLE: False,
             Attribute.PRIVATE: True,
-            Attribute.SIGN: True,
+            **{attr: name == "sign" for name, attr in SIGN_CAPABILITIES.items()},
         }
-        public_template = {Attribute.TOKEN: True, Attribute.VERIFY: True}
+        public_template = {Attribute.TOKEN: True, Attribute.VERIFY: True, Attribute.VERIFY_RECOVER: False,
+                           Attribute.ENCRYPT: False, Attribute.WRAP: False, Attribute.DERIVE: False}
         if self.has_key(label):
             raise HSMError(f"token {self.token_label!r} already holds a key {label!r}; refusing to overwrite it")
         with PKCS11_LOCK:
@@ -245,6 +268,13 @@ class Token:
         with PKCS11_LOCK:
             return {name: bool(handle[attr]) for name, attr in names.items()}
 
+    def private_key_capabilities(self, label: str) -> dict[str, bool]:
+        """What the token lets the private key do (SIGN_CAPABILITIES), as the token reports it.
+        A CA or audit key should allow "sign" only."""
+        handle = self._find(label, ObjectClass.PRIVATE_KEY)
+        with PKCS11_LOCK:
+            return {name: _flag(handle, attr) for name, attr in SIGN_CAPABILITIES.items()}
+
     def read_private_value(self, label: str) -> bytes:
         """Try to read the private key's secret value. On a correctly set-up CA key the token
         refuses; exists so tests and `ca show` can prove that."""
@@ -278,4 +308,4 @@ class Token:
         self.close()
 
 
-__all__ = ["Token", "KeySpec", "PKCS11_LOCK"]
+__all__ = ["Token", "KeySpec", "PKCS11_LOCK", "SIGN_CAPABILITIES"]

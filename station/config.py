@@ -98,7 +98,10 @@ class AuditConfig:
     database: Path
     """The station's SQLite audit database."""
     public_key: Path | None = None
-    """PEM of the audit checkpoint key's public half, for `station audit verify`."""
+    """PEM of the audit checkpoint key's public half, for `station audit verify` (UNANCHORED)."""
+    certificate: Path | None = None
+    """PEM of the audit-signing certificate (the issuing CA certifies the audit key), then its
+    issuing CA chain: what `station audit verify --trust-anchor ROOT.pem` validates."""
     checkpoint_every: int = 1000
     """Write a signed checkpoint every this many events (and at each batch close)."""
 
@@ -312,6 +315,7 @@ def load_config(path: Path | str) -> StationConfig:
     audit = AuditConfig(
         database=a.path("database"),
         public_key=a.path("public_key", None),
+        certificate=a.path("certificate", None),
         checkpoint_every=a.positive("checkpoint_every", 1000),
     )
     a.done()

@@ -7,6 +7,7 @@
     DIR/hsm/so.pin              generated security-officer PIN, mode 0600
     DIR/ca/chain.pem            issuing CA certificate, then the root
     DIR/ca/audit-public.pem     public half of the audit checkpoint key
+    DIR/ca/audit.pem            the audit key's certificate (issued by the issuing CA), then the chain
     DIR/audit.db                the audit database
 
 An existing station is never destroyed: init refuses, and with force=True it moves the old
@@ -15,29 +16,34 @@ token and CA files aside (to DIR/replaced-<time>/) instead of deleting them.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 import shutil
 from pathlib import Path
 
+import tomlkit
 from cryptography.hazmat.primitives import serialization
 
 from hsm import softhsm
-from hsm.ca import create_development_ca
+from hsm.ca import CertificateAuthority, certify_audit_key, create_development_ca
 from hsm.token import KeySpec, Token
 from station.errors import UsageError
 from station.pin import write_pin_file
 
+# The layout and comments of a new station.toml. Values that come from the command line are
+# set through tomlkit (`_station_toml`), which quotes and escapes them: formatting them into
+# the text would let a `"` or `\` make a file that cannot be read back.
 STATION_TOML = """\
 # Station configuration written by `station init`. Relative paths are relative to this file.
 # Every key is documented in fixtures/station.example.toml.
 
 [station]
-id = "{station_id}"
+id = ""
 
 [hsm]
 module = "softhsm2"
 softhsm_conf = "hsm/softhsm2.conf"
-token_label = "{token_label}"
+token_label = ""
 pin_file = "hsm/user.pin"
 issuing_key_label = "issuing-ca"
 root_key_label = "root-ca"
@@ -46,13 +52,13 @@ audit_key_label = "audit"
 [ca]
 setup = "development"
 chain = "ca/chain.pem"
-key_type = "{key_type}"
-organization = "{organization}"
+key_type = ""
+organization = ""
 
 [profile]
-common_name = "{{model}}-{{device_id}}"
-serial_number = "{{label}}"
-organization = "{organization}"
+common_name = "{model}-{device_id}"
+serial_number = "{label}"
+organization = ""
 organizational_unit = "Production line"
 validity_days = 7300
 backdate_seconds = 300
@@ -69,8 +75,48 @@ family = "cip"
 [audit]
 database = "audit.db"
 public_key = "ca/audit-public.pem"
+certificate = "ca/audit.pem"
 checkpoint_every = 1000
 """
+
+# A station id names the station in the audit and in its issuing CA's name: letters, digits
+# and . _ - only, so it is safe in file names, subjects and logs.
+STATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+# X.509 upper bound for commonName and organizationName (RFC 5280, ub-common-name).
+NAME_MAX = 64
+
+
+def _station_toml(*, station_id: str, token_label: str, key_type: str, organization: str) -> str:
+    doc = tomlkit.parse(STATION_TOML)
+    doc["station"]["id"] = station_id
+    doc["hsm"]["token_label"] = token_label
+    doc["ca"]["key_type"] = key_type
+    doc["ca"]["organization"] = organization
+    doc["profile"]["organization"] = organization
+    return tomlkit.dumps(doc)
+
+
+def _ca_names(station_id: str, organization: str) -> dict[str, str]:
+    return {"root": f"{organization} Development Root CA",
+            "issuing": f"{organization} Device Issuing CA {station_id}"}
+
+
+def check_init_input(station_id: str, organization: str) -> None:
+    """Refuse (UsageError, exit code 2) what would make an unusable station or CA name."""
+    if not STATION_ID.fullmatch(station_id):
+        raise UsageError(f"--station-id {station_id!r}: use 1-32 letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit")
+    if not organization.strip() or any(not ch.isprintable() for ch in organization):
+        raise UsageError(f"--organization {organization!r}: must be printable text, not empty")
+    if len(organization) > NAME_MAX:
+        raise UsageError(f"--organization is {len(organization)} characters; an X.509 organization name "
+                         f"holds at most {NAME_MAX}")
+    for role, name in _ca_names(station_id, organization).items():
+        if len(name) > NAME_MAX:
+            raise UsageError(f"--organization is too long: the {role} CA's name {name!r} would be {len(name)} "
+                             f"characters, X.509 allows {NAME_MAX} (shorten --organization by "
+                             f"{len(name) - NAME_MAX})")
+
 
 _MANAGED = ("station.toml", "hsm", "ca", "audit.db", "audit.db-wal", "audit.db-shm")
 
@@ -78,7 +124,11 @@ _MANAGED = ("station.toml", "hsm", "ca", "audit.db", "audit.db-wal", "audit.db-s
 def init_station(workdir: Path, *, force: bool = False, station_id: str = "station-1",
                  organization: str = "Example Devices Ltd", key_type: str = "ec-p256",
                  warn=print) -> Path:
-    """Create a development station in `workdir`; returns the path of its station.toml."""
+    """Create a development station in `workdir`; returns the path of its station.toml.
+
+    Raises: UsageError for a bad station id or organization (before anything is touched), or
+    when `workdir` already holds a station and force is False."""
+    check_init_input(station_id, organization)
     workdir = Path(workdir).resolve()
     existing = [name for name in _MANAGED if (workdir / name).exists()]
     if existing:
@@ -123,16 +173,19 @@ def _create(workdir: Path, *, station_id: str, organization: str, key_type: str)
     softhsm.init_token(conf, token_label, so_pin, user_pin)
 
     spec = KeySpec.parse(key_type)
+    names = _ca_names(station_id, organization)
     with Token(softhsm.find_module(), token_label, user_pin, softhsm_conf=conf) as token:
         root, issuing = create_development_ca(
             token, root_label="root-ca", issuing_label="issuing-ca", key_spec=spec, organization=organization,
-            country=None, root_cn=f"{organization} Development Root CA",
-            issuing_cn=f"{organization} Device Issuing CA {station_id}")
+            country=None, root_cn=names["root"], issuing_cn=names["issuing"])
         audit_public = token.generate_key("audit", KeySpec.parse("ec-p256"))
-    (ca_dir / "chain.pem").write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (issuing, root)))
+        ca = CertificateAuthority(token=token, issuing_label="issuing-ca", chain=[issuing, root])
+        audit_cert = certify_audit_key(ca, audit_public, station_id=station_id, organization=organization)
+    (ca_dir / "chain.pem").write_bytes(ca.chain_pem())
+    (ca_dir / "audit.pem").write_bytes(audit_cert.public_bytes(serialization.Encoding.PEM) + ca.chain_pem())
     (ca_dir / "audit-public.pem").write_bytes(audit_public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     config_path = workdir / "station.toml"
-    config_path.write_text(STATION_TOML.format(station_id=station_id, token_label=token_label,
-                                               key_type=key_type, organization=organization))
+    config_path.write_text(_station_toml(station_id=station_id, token_label=token_label, key_type=key_type,
+                                         organization=organization))
     return config_path

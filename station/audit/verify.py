@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -41,13 +41,24 @@ class VerifyReport:
     first_bad_table: str | None = None
     first_bad_row: int | str | None = None
     reason: str | None = None
+    checkpoint_stations: set = field(default_factory=set)
+    """The station ids the checkpoints were signed for (a signed field)."""
+    anchored_by: str | None = None
+    """What vouches for the audit key (station/audit/anchor.py), set by the caller that
+    validated it; None means the key was taken as given: UNANCHORED."""
 
     def summary(self) -> str:
-        """One line for an operator."""
+        """One line for an operator. Never says "signatures verified" for a key no trust
+        anchor vouches for: such a key proves nothing against whoever could replace it."""
         if not self.ok:
             return f"audit TAMPERED: {self.reason}"
-        signatures = ("signatures verified" if self.signatures_checked
-                      else "signatures NOT checked: no audit public key given")
+        if not self.signatures_checked:
+            signatures = "signatures NOT checked: no audit public key given"
+        elif self.anchored_by:
+            signatures = f"signatures verified against {self.anchored_by}"
+        else:
+            signatures = ("signatures checked against an UNANCHORED key: it proves nothing against "
+                          "whoever could replace that key; give --trust-anchor ROOT.pem")
         return (f"audit intact: {self.events_checked} events, {self.checkpoints_checked} "
                 f"checkpoints ({signatures}), {self.certificates_checked} certificates; "
                 f"head event {self.head_event_id} {self.head_hash}")
@@ -205,6 +216,7 @@ def _check_checkpoints(checkpoints, seen, written, head_id, public_key, report) 
                 raise _Bad("checkpoints", cid, f"checkpoint {cid}: key_id was edited")
         previous_cover = last
         report.checkpoints_checked = cid
+        report.checkpoint_stations.add(row["station_id"])
     missing = sorted(c for c in written if not isinstance(c, int) or c > len(checkpoints))
     if missing:
         raise _Bad("checkpoints", missing[0], f"checkpoint {missing[0]} missing: event "

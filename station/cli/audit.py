@@ -1,7 +1,8 @@
 """`station audit ...`: offline checks of the audit database (docs/audit.md).
 
-Exit codes: 0 intact, 1 tampered (the first bad row on stderr), 2 usage or configuration,
-3 the database cannot be opened.
+Exit codes: 0 intact, 1 tampered (the first bad row on stderr) or the audit key not trusted
+(its certificate does not chain to the trust anchor, or is not the token's key), 2 usage or
+configuration, 3 the database cannot be opened.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from station.audit import AuditTampered, verify
-from station.errors import ConfigError, UsageError
+from station.audit.anchor import anchored_audit_key, check_station, load_certificates
+from station.errors import ConfigError, StationError, UsageError
 
 
 @click.group("audit")
@@ -24,30 +26,101 @@ def audit_group() -> None:
 @audit_group.command("verify")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Audit database (default: [audit] database in the configuration).")
+@click.option("--trust-anchor", "anchor_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PEM root CA certificate you trust, from your own records (not from the station): the "
+                   "audit certificate must chain to it, and the checkpoints are checked against its key.")
+@click.option("--certificate", "cert_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PEM audit-signing certificate, then its issuing CA(s) (default: [audit] certificate "
+                   "in the configuration).")
 @click.option("--public-key", "key_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="PEM public key or certificate of the audit checkpoint key "
-                                 "(default: [audit] public_key in the configuration).")
+              default=None, help="PEM public key or certificate of the audit checkpoint key, taken as "
+                                 "given (UNANCHORED; default: [audit] public_key in the configuration).")
 @click.option("--skip-signatures", is_flag=True,
               help="Check the chain and tables only; checkpoint signatures are NOT verified.")
 @click.option("--expect-head", metavar="ID:HASH", default=None,
               help="An event id and hash written down earlier (a run summary's `head`): the log must "
                    "still hold exactly that event, which detects truncation after the last checkpoint.")
 @click.pass_context
-def audit_verify(ctx: click.Context, db_path: Path | None, key_path: Path | None,
-                 skip_signatures: bool, expect_head: str | None) -> None:
+def audit_verify(ctx: click.Context, db_path: Path | None, anchor_path: Path | None, cert_path: Path | None,
+                 key_path: Path | None, skip_signatures: bool, expect_head: str | None) -> None:
     """Check the hash chain, every checkpoint signature and the certificates table."""
-    if skip_signatures and key_path is not None:
-        raise UsageError("--skip-signatures and --public-key exclude each other")
-    if db_path is None or (key_path is None and not skip_signatures):
-        db_path, key_path = _from_config(ctx, db_path, key_path, skip_signatures)
-    public_key = _load_public_key(key_path) if key_path is not None else None
+    if skip_signatures and (key_path or anchor_path or cert_path):
+        raise UsageError("--skip-signatures excludes --public-key, --certificate and --trust-anchor")
+    if key_path is not None and (anchor_path or cert_path):
+        raise UsageError("--public-key excludes --trust-anchor and --certificate: with a trust anchor the "
+                         "key comes from the audit certificate")
+    if cert_path is not None and anchor_path is None:
+        raise UsageError("--certificate needs --trust-anchor ROOT.pem: a certificate no anchor vouches for is "
+                         "just a key (use --public-key for an UNANCHORED check)")
     expected = _parse_head(expect_head) if expect_head else None
+    anchored = anchored_by = None
+    if anchor_path is not None:
+        db_path, anchored, anchored_by = _anchored(ctx, db_path, cert_path, anchor_path)
+        public_key = anchored.public_key
+    else:
+        if db_path is None or (key_path is None and not skip_signatures):
+            db_path, key_path = _from_config(ctx, db_path, key_path, skip_signatures)
+        public_key = _load_public_key(key_path) if key_path is not None else None
     report = verify(db_path, public_key)
+    report.anchored_by = anchored_by
     if not report.ok:
         raise AuditTampered(f"{db_path}: {report.summary()}")
+    if anchored is not None:
+        check_station(anchored, report.checkpoint_stations)
     if expected is not None:
         _check_head(db_path, *expected)
     click.echo(f"{db_path}: {report.summary()}")
+
+
+def _anchored(ctx: click.Context, db_path: Path | None, cert_path: Path | None, anchor_path: Path):
+    """The audit key vouched for by the trust anchor, and, with the station's configuration
+    and PIN at hand, checked against the token's audit key. Returns (db, AnchoredKey, description)."""
+    # Without --db and --certificate the configuration must be there; with both it is only
+    # used, if present, to compare the token's key.
+    cfg = _optional_config(ctx, required=db_path is None or cert_path is None)
+    if cfg is not None:
+        db_path = db_path or cfg.audit.database
+        cert_path = cert_path or cfg.audit.certificate
+    if db_path is None or cert_path is None:
+        raise ConfigError("no " + ("audit database" if db_path is None else "audit certificate")
+                          + ": give --db and --certificate, or a configuration with [audit] database and "
+                          "[audit] certificate")
+    anchors = load_certificates(anchor_path, "trust anchor")
+    if len(anchors) != 1:
+        raise UsageError(f"{anchor_path}: give exactly one trust anchor certificate, not {len(anchors)}")
+    anchored = anchored_audit_key(load_certificates(cert_path, "audit certificate"), anchors[0])
+    token = _token_check(cfg, anchored.public_key) if cfg is not None else "token not checked: no configuration"
+    return db_path, anchored, f"{anchored.describe()}; {token}"
+
+
+def _optional_config(ctx: click.Context, required: bool):
+    from station.config import load_config
+
+    try:
+        return load_config(ctx.obj.config_path())
+    except ConfigError as exc:
+        if not required:
+            return None
+        raise ConfigError(f"{exc}; or give --db and --certificate") from None
+
+
+def _token_check(cfg, public_key) -> str:
+    """Compare the token's audit key with the certified one. A token that cannot be opened here
+    (no PIN, another machine) is said, not fatal: the anchor alone already vouches for the key."""
+    from hsm.errors import HSMError
+    from station.boot import open_token
+
+    label = cfg.hsm.audit_key_label
+    try:
+        with open_token(cfg) as token:
+            token_key = token.public_key(label)
+    except (HSMError, StationError) as exc:
+        return f"token not checked ({exc})"
+    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if token_key.public_bytes(*fmt) != public_key.public_bytes(*fmt):
+        raise AuditTampered(f"audit key NOT TRUSTED: the audit certificate certifies another key than "
+                            f"{label!r} on token {cfg.hsm.token_label!r}")
+    return f"the token's audit key {label!r} is the certified key"
 
 
 def _parse_head(text: str) -> tuple[int, str]:
@@ -87,10 +160,11 @@ def _from_config(ctx: click.Context, db_path, key_path, skip_signatures):
             from None
     db_path = db_path or cfg.audit.database
     if key_path is None and not skip_signatures:
-        key_path = cfg.audit.public_key
+        key_path = cfg.audit.public_key or cfg.audit.certificate
         if key_path is None:
-            raise ConfigError(f"{cfg.path}: [audit] public_key is not set; give --public-key "
-                              "PEM, or --skip-signatures to check the chain only")
+            raise ConfigError(f"{cfg.path}: neither [audit] public_key nor [audit] certificate is set; give "
+                              "--trust-anchor ROOT.pem --certificate PEM, --public-key PEM, or --skip-signatures "
+                              "to check the chain only")
     return db_path, key_path
 
 

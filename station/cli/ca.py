@@ -4,10 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import tomlkit
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from hsm.ca import aws_verification_certificate, check_issuing_import, create_issuing_csr, fingerprint
+from hsm.ca import (CertificateAuthority, aws_verification_certificate, certify_audit_key, check_issuing_import,
+                    create_issuing_csr, fingerprint)
 from hsm.errors import CAError
 from hsm.token import KeySpec
 from station.boot import load_chain, open_ca, open_token
@@ -30,16 +32,20 @@ def _config(ctx: click.Context):
 def ca_show(ctx: click.Context) -> None:
     """Print the chain: subjects, fingerprints, key types and where each key lives."""
     cfg = _config(ctx)
+    flagged: list[str] = []
     with open_token(cfg) as token:
         ca = open_ca(cfg, token)
         for position, cert in enumerate(ca.chain):
             role = "issuing CA" if position == 0 else ("root CA" if position == len(ca.chain) - 1 else "intermediate")
+            label = None
             if position == 0:
-                where = f"HSM token {cfg.hsm.token_label!r}, key {cfg.hsm.issuing_key_label!r} " \
-                        f"({_protection(token.private_key_attributes(cfg.hsm.issuing_key_label))})"
+                label = cfg.hsm.issuing_key_label
+                where = f"HSM token {cfg.hsm.token_label!r}, key {label!r} " \
+                        f"({_protection(token.private_key_attributes(label))})"
             elif cfg.ca.setup == "development" and token.has_key(cfg.hsm.root_key_label) and \
                     _same_key(token.public_key(cfg.hsm.root_key_label), cert.public_key()):
-                where = f"HSM token {cfg.hsm.token_label!r}, key {cfg.hsm.root_key_label!r} (development set-up)"
+                label = cfg.hsm.root_key_label
+                where = f"HSM token {cfg.hsm.token_label!r}, key {label!r} (development set-up)"
             else:
                 where = "offline (not on this station)"
             click.echo(f"[{position}] {role}")
@@ -50,6 +56,29 @@ def ca_show(ctx: click.Context) -> None:
             click.echo(f"    key:         {describe_key(cert.public_key())}")
             click.echo(f"    sha256:      {fingerprint(cert)}")
             click.echo(f"    private key: {where}")
+            if label is not None:
+                _show_capabilities(token, label, flagged)
+        audit_label = cfg.hsm.audit_key_label
+        click.echo("[audit] checkpoint signing key")
+        if token.has_key(audit_label):
+            click.echo(f"    private key: HSM token {cfg.hsm.token_label!r}, key {audit_label!r} "
+                       f"({_protection(token.private_key_attributes(audit_label))})")
+            _show_capabilities(token, audit_label, flagged)
+        else:
+            click.echo(f"    private key: none (no key {audit_label!r} on the token: no signed checkpoints)")
+    if flagged:
+        raise CAError(f"key(s) {', '.join(map(repr, flagged))} on token {cfg.hsm.token_label!r} allow more than "
+                      "signing; CA and audit keys must be sign-only (see the FLAG lines; docs/ca.md)")
+
+
+def _show_capabilities(token, label: str, flagged: list[str]) -> None:
+    """One line of what the token lets the key do; a FLAG line if it is more than signing."""
+    allowed = [use for use, on in token.private_key_capabilities(label).items() if on]
+    extra = [use for use in allowed if use != "sign"]
+    click.echo(f"    allows:      {'sign only' if allowed == ['sign'] else ', '.join(allowed) or 'nothing'}")
+    if extra:
+        flagged.append(label)
+        click.echo(f"    FLAG: key {label!r} allows {', '.join(extra)}: a CA or audit key must be sign-only")
 
 
 def _protection(attrs: dict[str, bool]) -> str:
@@ -97,7 +126,8 @@ def ca_csr(ctx: click.Context, file: Path, common_name: str | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.pass_context
 def ca_import(ctx: click.Context, file: Path) -> None:
-    """Production set-up: install the signed issuing CA certificate and its chain (issuing first)."""
+    """Production set-up: install the signed issuing CA certificate and its chain (issuing first),
+    and have it certify the audit key (ca/audit.pem, [audit] certificate)."""
     cfg = _config(ctx)
     try:
         chain = x509.load_pem_x509_certificates(file.read_bytes())
@@ -106,6 +136,7 @@ def ca_import(ctx: click.Context, file: Path) -> None:
     with open_token(cfg) as token:
         try:
             check_issuing_import(token, cfg.hsm.issuing_key_label, chain)
+            audit_cert, audit_public = _certify_audit_key(cfg, token, chain)
         except CAError as exc:
             raise CAError(f"{file}: {exc}; nothing was installed") from None
     if cfg.ca.chain.exists():
@@ -113,8 +144,45 @@ def ca_import(ctx: click.Context, file: Path) -> None:
         backup = cfg.ca.chain.with_suffix(".pem.previous")
         _write(backup, cfg.ca.chain.read_bytes())
         click.echo(f"previous chain kept as {backup}")
-    _write(cfg.ca.chain, b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain))
+    chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
+    _write(cfg.ca.chain, chain_pem)
     click.echo(f"installed issuing CA {chain[0].subject.rfc4514_string()} ({fingerprint(chain[0])})")
+    audit_path = cfg.audit.certificate or cfg.ca.chain.with_name("audit.pem")
+    _write(audit_path, audit_cert.public_bytes(serialization.Encoding.PEM) + chain_pem)
+    if cfg.audit.public_key is not None:
+        _write(cfg.audit.public_key, audit_public.public_bytes(serialization.Encoding.PEM,
+                                                               serialization.PublicFormat.SubjectPublicKeyInfo))
+    if cfg.audit.certificate is None:
+        _point_config_at(cfg, audit_path)
+    click.echo(f"audit key {cfg.hsm.audit_key_label!r} certified by the issuing CA: {audit_path} "
+               f"(verify the audit with: station audit verify --trust-anchor ROOT.pem)")
+
+
+def _certify_audit_key(cfg, token, chain: list[x509.Certificate]):
+    """The production path's audit certificate: the newly imported issuing CA certifies the
+    audit key (generated sign-only if the token lacks it). Returns (certificate, public key)."""
+    label = cfg.hsm.audit_key_label
+    if token.has_key(label):
+        public = token.public_key(label)
+    else:
+        public = token.generate_key(label, KeySpec.parse("ec-p256"))
+        click.echo(f"generated the audit key {label!r} in the token")
+    ca = CertificateAuthority(token=token, issuing_label=cfg.hsm.issuing_key_label, chain=chain)
+    return certify_audit_key(ca, public, station_id=cfg.station_id, organization=cfg.ca.organization), public
+
+
+def _point_config_at(cfg, audit_path: Path) -> None:
+    """Set [audit] certificate in station.toml, keeping its comments and layout (tomlkit)."""
+    doc = tomlkit.parse(cfg.path.read_text())
+    if "audit" not in doc:
+        doc.add("audit", tomlkit.table())
+    try:
+        value = str(audit_path.relative_to(cfg.base_dir))
+    except ValueError:
+        value = str(audit_path)
+    doc["audit"]["certificate"] = value
+    _write(cfg.path, tomlkit.dumps(doc).encode())
+    click.echo(f"{cfg.path}: [audit] certificate = {value!r}")
 
 
 @ca_group.command("aws-verification")

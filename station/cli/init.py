@@ -13,7 +13,7 @@ from station.workdir import init_station
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
               help="Directory to create the station in.")
 @click.option("--force", is_flag=True, help="Move an existing station in DIR aside and create a new CA.")
-@click.option("--station-id", default="station-1", show_default=True, help="This station's id in the audit.")
+@click.option("--station-id", default="station-1", show_default=True, help="This station's id in the audit: 1-32 letters, digits, '.', '_', '-'.")
 @click.option("--organization", default="Example Devices Ltd", show_default=True, help="O of the CA and devices.")
 @click.option("--key-type", type=click.Choice(["ec-p256", "ec-p384", "rsa-3072"]), default="ec-p256",
               show_default=True, help="CA key type.")

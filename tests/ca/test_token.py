@@ -79,3 +79,47 @@ def test_an_extractable_issuing_key_is_refused(station):
                                     private_template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True})
     with pytest.raises(CAError, match="extractable"):
         CertificateAuthority(token=station.token, issuing_label=label, chain=station.ca.chain)
+
+
+
+def _make_key_pair(station, label: str, private_template: dict) -> None:
+    """A key pair made the careless way (vendor tools, old scripts): raw PKCS#11, any flags."""
+    from pkcs11 import Attribute, KeyType
+    from pkcs11.util.ec import encode_named_curve_parameters
+
+    from hsm.token import PKCS11_LOCK
+
+    with PKCS11_LOCK:
+        params = station.token._session.create_domain_parameters(
+            KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")}, local=True)
+        params.generate_keypair(store=True, label=label, id=label.encode(), private_template=private_template)
+
+
+def test_a_sensitive_but_extractable_issuing_key_is_refused(station):
+    # Sensitive hides the value from attribute reads, but an extractable key can still be
+    # wrapped out of the token: it is refused as well.
+    from pkcs11 import Attribute
+
+    from hsm.ca import CertificateAuthority
+    from hsm.errors import CAError
+
+    label = "wrappable-ca"
+    if not station.token.has_key(label):
+        _make_key_pair(station, label, {Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: True})
+    attrs = station.token.private_key_attributes(label)
+    assert attrs["sensitive"] and attrs["extractable"]
+    with pytest.raises(CAError, match=f"issuing key '{label}' on the token is extractable"):
+        CertificateAuthority(token=station.token, issuing_label=label, chain=station.ca.chain)
+
+
+def test_two_keys_with_one_label_are_refused_with_a_clear_message(station):
+    from pkcs11 import Attribute
+
+    label = "twin-ca"
+    if not station.token.has_key(label):
+        for _ in range(2):
+            _make_key_pair(station, label, {Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False})
+    with pytest.raises(HSMError, match="2 private keys labelled 'twin-ca' on token 'station-ca'; expected one"):
+        station.token.private_key_attributes(label)
+    with pytest.raises(HSMError, match="2 public keys labelled 'twin-ca'"):
+        station.token.public_key(label)
