@@ -2,6 +2,7 @@
 labels and device ids outside their alphabet, a FIFO; duplicates are found in large manifests."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -83,3 +84,10 @@ def test_a_bad_manifest_line_stops_the_run_before_the_batch_opens(workdir, tmp_p
     result = run_station("run", "--headless", "--batch", "WO-BAD", "--model", "SIM-1", "--manifest", manifest,
                          "--port", "/dev/null", cwd=workdir)
     assert_clean_failure(result, 2, f"manifest {manifest} line 3: 3 fields, but the header names 2")
+
+
+def test_bench_manifest_loads_every_generated_line():
+    result = run_station("bench", "manifest", "--lines", 2000, "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.splitlines()[-1])
+    assert (figures["lines"], figures["devices_loaded"]) == (2000, 2000) and figures["manifest_load_s"] > 0
