@@ -1,4 +1,5 @@
-"""`station bench issue`: how fast the token signs and how fast the station issues.
+"""`station bench issue`: how fast the token signs and how fast the station issues;
+`station bench manifest`: how fast a batch manifest loads.
 
 The benchmark always runs on a throwaway development station in a temporary directory (its
 own SoftHSM2 token): it never signs with a real CA key, because a benchmark certificate
@@ -10,6 +11,8 @@ Figures, from one run:
                          HSM sign, verify against the issuing CA (issuance record in memory)
   durable_issuances_per_s  the same with the real SQLite audit record (WAL, synchronous=FULL:
                          two fsyncs per certificate), i.e. what the line actually gets
+  manifest_load_s        Manifest.load of a generated manifest (device_id,label; every line
+                         parsed, validated and checked for duplicates)
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from pkcs11 import Mechanism
 
 from station.boot import open_station
 from station.config import load_config
+from station.engine.batch import Manifest
 from station.errors import PolicyRefusal
 from station.issuance import Issuer
 from station.policy import IssuancePolicy
@@ -126,7 +130,34 @@ def bench_issue(count: int = 2000, threads: int = 2, durable_count: int = 200, p
         "target_issuances_per_s": 1000,
         "meets_target": best >= 1000,
         "count": count,
+        **_machine_and_time(),
+    }
+
+
+def _machine_and_time() -> dict:
+    return {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} "
                    f"{platform.python_version()}, {platform.system()} {platform.release()}",
         "when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def bench_manifest(lines: int = 1_000_000, progress=lambda msg: None) -> dict:
+    """Write a manifest of `lines` devices to a temporary file and time Manifest.load on it."""
+    with tempfile.TemporaryDirectory(prefix="station-bench-") as tmp:
+        path = Path(tmp) / "manifest.csv"
+        progress(f"writing a manifest of {lines} devices")
+        Manifest.write(path, ((f"{i:016X}", f"L-{i:08d}") for i in range(lines)))
+        size = path.stat().st_size
+        progress("loading it")
+        start = time.perf_counter()
+        manifest = Manifest.load(path)
+        elapsed = time.perf_counter() - start
+    return {
+        "lines": lines,
+        "devices_loaded": len(manifest.labels),
+        "bytes": size,
+        "manifest_load_s": round(elapsed, 3),
+        "lines_per_s": round(lines / elapsed, 1),
+        **_machine_and_time(),
     }

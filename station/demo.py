@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TextIO
 
 from station.config import load_config
+from station.engine.batch import Manifest
 from station.headless import RunSummary, run_batch
 from station.sim import SimulatedLine
+from station.text import printable
 from station.workdir import init_station
 
 DEMO_MODEL = "SIM-1"
@@ -27,7 +29,7 @@ def run_demo(workdir: Path, *, devices: int, slots: int, keygen_ms: int = 300, b
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "station.toml"
     if not config_path.exists():
-        say(f"creating a development station in {workdir}")
+        say(f"creating a development station in {printable(str(workdir))}")
         init_station(workdir, station_id="demo-station")
     cfg = load_config(config_path)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -36,8 +38,8 @@ def run_demo(workdir: Path, *, devices: int, slots: int, keygen_ms: int = 300, b
                        seed=batch_id, model=DEMO_MODEL) as line:
         manifest = workdir / "manifests" / f"{batch_id}.csv"
         manifest.parent.mkdir(exist_ok=True)
-        manifest.write_text("device_id,label\n" + "".join(
-            f"{d.identity.device_id},LBL-{batch_id[-4:]}-{i:04d}\n" for i, d in enumerate(line.devices, start=1)))
+        Manifest.write(manifest, ((d.identity.device_id, f"LBL-{batch_id[-4:]}-{i:04d}")
+                                  for i, d in enumerate(line.devices, start=1)))
         by_slot: dict[str, list[str]] = {}
         for i, port in enumerate(line.ports):
             by_slot.setdefault(f"S{i % slots + 1}", []).append(port)

@@ -18,6 +18,7 @@ from station.engine.batch import Batch, Manifest
 from station.errors import StationError
 from station.engine.engine import Engine
 from station.engine.events import DeviceFailed, DevicePassed, Event, IssuanceHalted
+from station.text import printable
 
 
 @contextmanager
@@ -59,7 +60,8 @@ class HeadlessPrinter:
         else:
             return
         with self._lock:
-            print(line, file=self.out, flush=True)
+            # Device ids, labels and reasons come from devices and manifests: never raw.
+            print(printable(line), file=self.out, flush=True)
 
 
 @dataclass
@@ -83,7 +85,7 @@ class RunSummary:
                 f"({self.devices_per_hour:g} devices/h); audit {self.database}")
         text += f"; head {self.audit_head}" if self.audit_head else ""
         text += "; STOPPED before the end" if self.stopped else ""
-        return text + (f"; HALTED: {self.halted}" if self.halted else "")
+        return printable(text + (f"; HALTED: {self.halted}" if self.halted else ""))
 
     def json(self) -> str:
         return json.dumps({"batch_id": self.batch_id, "passed": self.passed, "failed": self.failed,

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from station.benchmark import bench_issue
+from station.benchmark import bench_issue, bench_manifest
 
 
 @click.group("bench")
@@ -19,7 +19,24 @@ def bench_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
 def bench_issue_command(count: int, threads: int, as_json: bool) -> None:
     """Raw PKCS#11 signs/s and full issuances/s, on a throwaway SoftHSM2 station."""
-    figures = bench_issue(count=count, threads=threads, progress=lambda m: click.echo(f"... {m}", err=True))
+    figures = bench_issue(count=count, threads=threads, progress=_progress)
+    _print_figures(figures, as_json)
+
+
+@bench_group.command("manifest")
+@click.option("--lines", default=1_000_000, show_default=True, type=click.IntRange(1, 10**8),
+              help="Devices in the generated manifest.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
+def bench_manifest_command(lines: int, as_json: bool) -> None:
+    """Seconds to load (parse, validate, check for duplicates) a generated batch manifest."""
+    _print_figures(bench_manifest(lines=lines, progress=_progress), as_json)
+
+
+def _progress(message: str) -> None:
+    click.echo(f"... {message}", err=True)
+
+
+def _print_figures(figures: dict, as_json: bool) -> None:
     for key, value in figures.items():
         click.echo(f"{key:32} {value}")
     if as_json:

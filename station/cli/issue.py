@@ -6,16 +6,20 @@ from pathlib import Path
 import click
 
 from station.boot import open_station
+from station.cli.params import Identifier
 from station.config import load_config
 from station.errors import EnvironmentProblem, PolicyRefusal, UsageError
+from station.identifiers import DEVICE_ID, LABEL, MODEL
 from station.profile import DeviceRef, subject_for
 
 
 @click.command("issue")
 @click.argument("csr", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--device-id", required=True, help="The device's unique id (as it reports it).")
-@click.option("--label", required=True, help="The device's label serial (scanned or from the manifest).")
-@click.option("--model", default="DEV", show_default=True, help="The device model.")
+@click.option("--device-id", required=True, type=Identifier(DEVICE_ID),
+              help="The device's unique id (as it reports it).")
+@click.option("--label", required=True, type=Identifier(LABEL),
+              help="The device's label serial (scanned or from the manifest).")
+@click.option("--model", default="DEV", show_default=True, type=Identifier(MODEL), help="The device model.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the certificate (PEM).")
 @click.option("--print-subject", is_flag=True, help="Only print the subject (RFC 4514) the CSR must carry.")
 @click.pass_context

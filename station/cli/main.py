@@ -10,6 +10,7 @@ import click
 from hsm.errors import HSMError
 from station.errors import ExitCode, StationError
 from station.cli.context import CliContext
+from station.text import printable
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,10 +39,13 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("station: aborted", err=True)
         sys.exit(ExitCode.INTERRUPTED)
     except click.ClickException as exc:
+        # Click repeats some of the operator's words raw (an unexpected extra argument); every
+        # subclass builds its text from `message`.
+        exc.message = printable(exc.message)
         exc.show()
         sys.exit(ExitCode.USAGE)
     except (StationError, HSMError) as exc:
-        click.echo(f"station: {exc}", err=True)
+        click.echo(f"station: {printable(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("station: interrupted", err=True)

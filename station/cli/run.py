@@ -5,9 +5,12 @@ from pathlib import Path
 
 import click
 
+from station.cli.params import Identifier
 from station.config import load_config
 from station.errors import ExitCode, UsageError
 from station.headless import run_batch
+from station.identifiers import BATCH_ID, MODEL, OPERATOR_ID, SLOT
+from station.text import shown
 
 
 def parse_ports(values: tuple[str, ...]) -> dict[str, list[str]]:
@@ -17,10 +20,20 @@ def parse_ports(values: tuple[str, ...]) -> dict[str, list[str]]:
         slot, sep, port = value.partition("=")
         if not sep or "://" in slot:
             slot, port = f"S{position}", value
-        if not slot or not port:
-            raise UsageError(f"--port {value!r}: expected [SLOT=]PORT")
+        if not port:
+            raise UsageError(f"--port {shown(value)}: expected [SLOT=]PORT")
+        if problem := SLOT.problem(slot):
+            raise UsageError(f"--port {shown(value)}: {problem}")
         slots.setdefault(slot, []).append(port)
     return slots
+
+
+def configured_slots(ports: dict[str, str]) -> dict[str, list[str]]:
+    """The [line] ports table as slot -> [port], every slot name checked."""
+    for slot in ports:
+        if problem := SLOT.problem(slot):
+            raise UsageError(f"[line] ports: {problem}")
+    return {slot: [port] for slot, port in ports.items()}
 
 
 def report(summary, as_json: bool) -> int:
@@ -35,16 +48,17 @@ def report(summary, as_json: bool) -> int:
 
 @click.command("run")
 @click.option("--headless", is_flag=True, required=True, help="Run without the operator UI (required for now).")
-@click.option("--batch", "batch_id", required=True, help="Work order id.")
-@click.option("--model", help="The product/model the work order is for (default: [line] model).")
+@click.option("--batch", "batch_id", required=True, type=Identifier(BATCH_ID), help="Work order id.")
+@click.option("--model", type=Identifier(MODEL), help="The product/model the work order is for (default: [line] model).")
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV of expected devices (columns: label[, device_id]).")
-@click.option("--operator", default="headless", show_default=True, help="Operator id recorded in the audit.")
-@click.option("--expected", type=int, help="Expected device count.")
+@click.option("--operator", default="headless", show_default=True, type=Identifier(OPERATOR_ID),
+              help="Operator id recorded in the audit.")
+@click.option("--expected", type=click.IntRange(min=1), help="Expected device count (1 or more).")
 @click.option("--port", "ports", multiple=True,
               help="[SLOT=]PORT of a device (path or pyserial URL); repeat; a slot may be named twice "
                    "(default: the [line] ports table).")
-@click.option("--supervisor-override", metavar="ID",
+@click.option("--supervisor-override", metavar="ID", type=Identifier(OPERATOR_ID),
               help="Supervisor approving re-provisioning of already provisioned devices in this run.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on the last line.")
 @click.pass_context
@@ -58,7 +72,9 @@ def run_command(ctx, headless, batch_id, model, manifest, operator, expected, po
     model = model or cfg.line.model
     if not model:
         raise UsageError("no model: give --model, or set [line] model in the configuration")
-    slots = parse_ports(ports) if ports else {slot: [port] for slot, port in cfg.line.ports.items()}
+    if problem := MODEL.problem(model):
+        raise UsageError(f"[line] model: {problem}")
+    slots = parse_ports(ports) if ports else configured_slots(cfg.line.ports)
     if not slots:
         raise UsageError("no ports: give --port [SLOT=]PORT, or set the [line] ports table in the configuration")
     summary = run_batch(cfg, batch_id=batch_id, model=model, operator=operator, slots=slots,

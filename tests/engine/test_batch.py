@@ -38,7 +38,7 @@ def test_manifest_of_labels_checks_the_scan(tmp_path):
     ("label\n\n", "no devices listed"),
     ("label\nL1\nL1\n", "line 3: label L1 appears twice"),
     ("device_id,label\nA,L1\nA,L2\n", "line 3: device A appears twice"),
-    ("device_id,label\n,L1\n", "line 2: empty device_id"),
+    ("device_id,label\n,L1\n", "line 2: device id is empty"),
 ])
 def test_bad_manifests_name_file_and_line(tmp_path, text, fragment):
     with pytest.raises(ConfigError) as info:
