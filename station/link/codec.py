@@ -323,9 +323,12 @@ def decode_frame(line: bytes, *, max_frame: int = MAX_FRAME) -> Frame:
     """Parse one line (with or without its trailing LF; a CR before the LF is ignored).
     Raises FrameError for anything that is not a well-formed frame with a correct checksum;
     never anything else."""
-    if len(line) > max_frame:
+    # max_frame counts the LF. Transports hand over lines with the LF already cut: count it
+    # anyway, or a 513-byte frame would pass as 512.
+    length = len(line) if line.endswith(b"\n") else len(line) + 1
+    if length > max_frame:
         raise FrameError(FrameErrorReason.TOO_LONG,
-                         f"{len(line)} bytes, the maximum is {max_frame}")
+                         f"{length} bytes with the LF, the maximum is {max_frame}")
     if line.endswith(b"\n"):
         line = line[:-1]
     if line.endswith(b"\r"):
