@@ -27,6 +27,7 @@ import time
 from typing import ClassVar
 
 from station.drivers.base import CommitReceipt, DeviceIdentity, ObjectKind
+from station.drivers.identity import parse_hello
 from station.link.codec import (
     COMMANDS,
     DEFAULT_CHUNK,
@@ -35,8 +36,6 @@ from station.link.codec import (
     MAX_SEQ,
     NONCE_LEN,
     PROTOCOL_VERSION,
-    SUPPORTED_VERSIONS,
-    DeviceState,
     Frame,
     FrameError,
     FrameErrorReason,
@@ -254,7 +253,8 @@ class CipDriver:
 
     def identify(self) -> DeviceIdentity:
         """HELLO. Raises DeviceRefused (ERR VERSION) or DeviceProtocolError when the device
-        speaks no version this station does or its answer lacks a required field."""
+        speaks no version this station does or a field of its answer is missing, repeated or
+        outside its alphabet (`identity.parse_hello`)."""
         answer = self.session.request(Verb.HELLO, str(PROTOCOL_VERSION))
         self.identity = parse_hello(answer, self.port)
         mtu = int(self.identity.extra["mtu"])
@@ -332,38 +332,3 @@ class CipDriver:
     def _require_identity(self) -> DeviceIdentity:
         # Every session starts with HELLO (it sets the mtu and clears the replay cache).
         return self.identity or self.identify()
-
-
-_REQUIRED = ("id", "model", "hw", "fw", "state", "mtu")
-
-
-def parse_hello(answer: Frame, port: str) -> DeviceIdentity:
-    """The identity in a HELLO answer; DeviceProtocolError for a version this station does
-    not speak, a missing field or a value outside the spec (docs/protocol.md, HELLO)."""
-    version = answer.args[0] if answer.args else ""
-    if not version.isdigit() or int(version) not in SUPPORTED_VERSIONS:
-        raise DeviceProtocolError("HELLO", f"unsupported protocol version {version or '(none)'} "
-                                  f"(station speaks {', '.join(map(str, SUPPORTED_VERSIONS))})",
-                                  port=port)
-    fields = answer.fields()
-    missing = [key for key in _REQUIRED if not fields.get(key)]
-    if missing:
-        raise DeviceProtocolError("HELLO", f"HELLO answer lacks {', '.join(missing)}", port=port)
-    states = {s.value for s in DeviceState}
-    if fields["state"] not in states:
-        raise DeviceProtocolError("HELLO", f"unknown device state {fields['state']!r}", port=port)
-    if not fields["mtu"].isdigit() or not 128 <= int(fields["mtu"]) <= MAX_FRAME:
-        raise DeviceProtocolError("HELLO", f"mtu {fields['mtu']!r} outside 128..{MAX_FRAME}",
-                                  port=port)
-    keygen_s = fields.get("keygen_s")
-    if keygen_s is not None:
-        try:
-            if float(keygen_s) <= 0:
-                raise ValueError
-        except ValueError:
-            raise DeviceProtocolError("HELLO", f"keygen_s {keygen_s!r} is not a positive number",
-                                      port=port) from None
-    extra = {k: v for k, v in fields.items() if k not in ("id", "model", "hw", "fw", "state")}
-    return DeviceIdentity(device_id=fields["id"], model=fields["model"], hw_rev=fields["hw"],
-                          fw_version=fields["fw"], state=fields["state"],  # type: ignore[arg-type]
-                          protocol_version=version, extra=extra)

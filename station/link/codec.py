@@ -25,7 +25,8 @@ Commands
     CommandSpec(verb, timeout_s, retries, idempotent), COMMANDS: dict[Verb, CommandSpec]
     answer_timeout(verb, baud, request_len) -> float    timeout including line transfer time
 Frames
-    Frame(seq, verb, args)  with .is_ok, .is_error, .error_code, .error_text, .fields()
+    Frame(seq, verb, args)  with .is_ok, .is_error, .error_code, .error_text, .fields(),
+                            .field_items()
     FrameError(ValueError)  with .reason (FrameErrorReason)
     crc16_ccitt_false(data, crc=0xFFFF) -> int
     encode_frame(seq, verb, args=(), max_frame=MAX_FRAME) -> bytes
@@ -241,16 +242,20 @@ class Frame:
     def error_text(self) -> str:
         return " ".join(self.args[1:]) if self.is_error else ""
 
-    def fields(self) -> dict[str, str]:
-        """The key=value arguments (HELLO and COMMIT answers); positional ones are skipped.
-        Keys are lower-case names and values are not empty, so base64 padding (`QUI=`) is
-        never mistaken for a field."""
-        out = {}
+    def field_items(self) -> list[tuple[str, str]]:
+        """The key=value arguments (HELLO and COMMIT answers) in order, repeats included;
+        positional ones are skipped. Keys are lower-case names and values are not empty, so
+        base64 padding (`QUI=`) is never mistaken for a field."""
+        out = []
         for arg in self.args:
             key, sep, value = arg.partition("=")
             if sep and value and not value.startswith("=") and _FIELD_KEY.fullmatch(key):
-                out[key] = value
+                out.append((key, value))
         return out
+
+    def fields(self) -> dict[str, str]:
+        """field_items() as a dict (a repeated key keeps its last value)."""
+        return dict(self.field_items())
 
 
 def crc16_ccitt_false(data: bytes, crc: int = 0xFFFF) -> int:

@@ -178,7 +178,10 @@ class Device:
                            + ",".join(map(str, SUPPORTED_VERSIONS)))
         self._reset_session()
         ident = self.identity
-        return [str(max(usable)), f"id={ident.device_id}", f"model={ident.model}",
+        device_id = ident.device_id
+        if self.faults.fire(FaultKind.LOWERCASE_ID):
+            device_id = device_id.lower()
+        return [str(max(usable)), f"id={device_id}", f"model={ident.model}",
                 f"hw={ident.hw_rev}", f"fw={ident.fw_version}", f"state={self.store.state}",
                 f"mtu={self.mtu}", "keys=" + ",".join(self.key_types)]
 

@@ -5,8 +5,8 @@ A fault is written `KIND[@VERB][=COUNT]`:
   `garbage@HELLO`, `overlong@HELLO`, `powerloss@COMMIT`; they fire once unless `=N` or
   `=always` says otherwise;
 - device faults change what the device makes: `bad-csr-signature`, `wrong-subject`,
-  `weak-key`, `duplicate-key`, `commit-fail`, `wrong-hash`, `bad-proof`; they apply every
-  time unless `=N` says otherwise.
+  `weak-key`, `duplicate-key`, `commit-fail`, `wrong-hash`, `bad-proof`, `lowercase-id`;
+  they apply every time unless `=N` says otherwise.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ class FaultKind(StrEnum):
     COMMIT_FAIL = "commit-fail"  # COMMIT answers ERR STORAGE, nothing stored
     WRONG_HASH = "wrong-hash"  # flash flips a bit of the stored cert; COMMIT reports that
     BAD_PROOF = "bad-proof"  # PROVE signs something other than the nonce
+    LOWERCASE_ID = "lowercase-id"  # HELLO prints the chip id in lower-case hex
 
 
 WIRE_FAULTS = frozenset({FaultKind.DISCONNECT, FaultKind.STALL, FaultKind.CORRUPT,
