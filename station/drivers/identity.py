@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from station.drivers.base import DeviceIdentity
-from station.link.codec import MAX_FRAME, SUPPORTED_VERSIONS, DeviceState, Frame
+from station.link.codec import MAX_FRAME, MIN_MTU, SUPPORTED_VERSIONS, DeviceState, Frame
 from station.link.errors import DeviceProtocolError
-
-MIN_MTU = 128
 
 
 @dataclass(frozen=True)

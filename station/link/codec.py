@@ -8,6 +8,7 @@ Public names (stable; other modules import them):
 Constants
     PROTOCOL_VERSION, SUPPORTED_VERSIONS   protocol major version(s) this code speaks
     MAX_FRAME                               512: longest frame in bytes, LF included
+    MIN_MTU                                 128: smallest receive limit a device may announce
     MAX_SEQ, DEVICE_SEQ                     1..65535 for requests; 0 on answers to unreadable frames
     DEFAULT_CHUNK                           raw payload bytes per chunk (256)
     NONCE_LEN                               32: PROVE nonce length in bytes
@@ -52,6 +53,7 @@ from typing import Iterable
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 MAX_FRAME = 512
+MIN_MTU = 128  # the smallest receive limit a device may announce in HELLO
 MAX_SEQ = 65535
 DEVICE_SEQ = 0
 DEFAULT_CHUNK = 256
