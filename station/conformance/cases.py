@@ -38,7 +38,7 @@ def _session(bench: Bench) -> Iterator[tuple[CipSession, DeviceIdentity]]:
     identity fields are not judged here (the `hello` case does that, once)."""
     transport = bench.open()
     try:
-        session = CipSession(transport, baudrate=bench.baud, timeout_scale=bench.timeout_scale)
+        session = CipSession(transport, timeout_scale=bench.timeout_scale)
         identity = _hello(session, bench)
         if identity.state == "locked":
             raise BoardUntestable(

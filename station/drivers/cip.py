@@ -43,6 +43,7 @@ from station.link.codec import (
     answer_timeout,
     decode_frame,
     encode_frame,
+    line_seconds,
     max_chunk_bytes,
 )
 from station.link.errors import (
@@ -58,10 +59,11 @@ FAMILY = "cip"
 WRITABLE_KINDS: frozenset[str] = frozenset({"cert", "chain", "anchors"})
 # A download larger than this is a confused device, not a CSR or a signature.
 MAX_DOWNLOAD = 16384
-# After a damaged line, how long to wait for a good one before resending. The device sends
-# one answer per request, so a damaged line is usually *the* answer and waiting out the full
-# budget (8 s for KEYGEN) would only delay the resend; a resend is always safe (replay cache),
-# and a late good answer with the same seq is still accepted during the next attempt.
+# After a damaged line, how long to wait for a good one before resending (plus the time one
+# full frame takes on the line at the port's baud rate). The device sends one answer per
+# request, so a damaged line is usually *the* answer and waiting out the full budget (8 s
+# for KEYGEN) would only delay the resend; a resend is always safe (replay cache), and a
+# late good answer with the same seq is still accepted during the next attempt.
 RESEND_GRACE_S = 0.25
 _PROBLEM_TEXT = {
     FrameErrorReason.BAD_CHECKSUM: "frame checksum mismatch",
@@ -73,21 +75,22 @@ class CipSession:
     """The request/answer machinery of the protocol over one transport.
 
     `timeout_scale` multiplies every protocol timeout (slow boards, or fast tests);
-    `keygen_timeout` replaces KEYGEN's budget (HELLO's `keygen_s` sets it too).
+    `keygen_timeout` replaces KEYGEN's budget (HELLO's `keygen_s` sets it too). The line time
+    every timeout adds is computed from the transport's baud rate.
     """
 
-    def __init__(self, transport: SerialTransport, *, baudrate: int = DEFAULT_BAUDRATE,
+    def __init__(self, transport: SerialTransport, *,
                  timeout_scale: float = 1.0, keygen_timeout: float | None = None,
                  chunk_size: int = DEFAULT_CHUNK):
         self.transport = transport
-        self.baudrate = baudrate
+        self.baudrate = transport.baudrate  # line time in every timeout comes from it
         self.timeout_scale = timeout_scale
         self.keygen_timeout = keygen_timeout
         self.chunk_size = chunk_size
         self.mtu = MAX_FRAME  # the device's receive limit, from HELLO
         self._seq = 0
         self._greeted = False
-        self._grace = RESEND_GRACE_S * timeout_scale
+        self._grace = (RESEND_GRACE_S + line_seconds(MAX_FRAME, self.baudrate)) * timeout_scale
 
     @property
     def port(self) -> str:
@@ -243,7 +246,7 @@ class CipDriver:
              chunk_size: int = DEFAULT_CHUNK, frame_limit: int = MAX_FRAME) -> "CipDriver":
         """Open `port` (path or pyserial URL). Raises PortUnavailable."""
         transport = SerialTransport(port, baudrate=baudrate, frame_limit=frame_limit)
-        session = CipSession(transport, baudrate=baudrate, timeout_scale=timeout_scale,
+        session = CipSession(transport, timeout_scale=timeout_scale,
                              keygen_timeout=keygen_timeout, chunk_size=chunk_size)
         return cls(session, key_type=key_type)
 

@@ -25,6 +25,7 @@ Enums
 Commands
     CommandSpec(verb, timeout_s, retries, idempotent), COMMANDS: dict[Verb, CommandSpec]
     answer_timeout(verb, baud, request_len) -> float    timeout including line transfer time
+    line_seconds(n_bytes, baud) -> float                 time n bytes take on the UART (8N1)
 Frames
     Frame(seq, verb, args)  with .is_ok, .is_error, .error_code, .error_text, .fields(),
                             .field_items()
@@ -180,12 +181,17 @@ COMMANDS: dict[Verb, CommandSpec] = {
 }
 
 
+def line_seconds(n_bytes: int, baud: int) -> float:
+    """Time `n_bytes` take through a UART at `baud` (8N1: 10 bits a byte, start and stop)."""
+    return n_bytes * 10 / baud
+
+
 def answer_timeout(verb: Verb | str, baud: int = 115200, request_len: int = MAX_FRAME) -> float:
     """Seconds to wait for the answer's LF after sending a request of `request_len` bytes:
     the command's device budget plus the time to clock the request and a maximal answer
-    through a UART at `baud` (10 bits a byte: start, 8 data, stop)."""
+    through a UART at `baud`."""
     spec = COMMANDS[Verb(verb)]
-    return spec.timeout_s + (request_len + MAX_FRAME) * 10 / baud
+    return spec.timeout_s + line_seconds(request_len + MAX_FRAME, baud)
 
 
 class FrameErrorReason(StrEnum):
