@@ -122,6 +122,8 @@ class LineConfig:
     """Device family (driver) spoken on the line's ports."""
     timeout_scale: float = 1.0
     """Multiply every protocol timeout (slow boards, long cables)."""
+    baud: int = 115200
+    """Line speed of every port, bits per second (8N1); protocol timeouts add the line time."""
     model: str | None = None
     """The product this line makes; `station run --model` overrides it."""
     ports: dict[str, str] = field(default_factory=dict)
@@ -327,6 +329,7 @@ def load_config(path: Path | str) -> StationConfig:
         lock=ln.get("lock", bool, False, expected="true or false"),
         family=ln.text("family", "cip"),
         timeout_scale=float(ln.get("timeout_scale", (int, float), 1.0, expected="a number")),
+        baud=ln.positive("baud", 115200),
         model=ln.text("model", None),
         ports=ln.get("ports", dict, {}, expected="a table of slot = \"port\""),
         anchors=ln.path("anchors", None),

@@ -102,7 +102,8 @@ def run_batch(cfg: StationConfig, *, batch_id: str, model: str, operator: str, s
                   manifest=Manifest.load(manifest) if manifest else None)
     start = time.monotonic()
     with open_station(cfg) as station:
-        opts = {"timeout_scale": cfg.line.timeout_scale, **(driver_opts or {})}
+        opts = {"timeout_scale": cfg.line.timeout_scale, "baudrate": cfg.line.baud,
+                **(driver_opts or {})}
         engine = Engine(station, batch, cfg.line, driver_opts=opts, standing_override=supervisor_override)
         engine.bus.subscribe(HeadlessPrinter(out))
         engine.start()

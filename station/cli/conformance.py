@@ -7,6 +7,7 @@ from station.conformance import report
 from station.conformance.cases import SUITE
 from station.conformance.runner import Bench, CaseResult, run_cases
 from station.errors import ExitCode
+from station.link.transport import DEFAULT_BAUDRATE
 
 
 @click.command("conformance")
@@ -15,18 +16,22 @@ from station.errors import ExitCode
               help="End the output with one JSON object holding every result.")
 @click.option("--timeout-scale", type=click.FloatRange(min=0.01, max=100.0), default=1.0,
               show_default=True, help="Multiply every protocol timeout (slow boards: 2, 5).")
+@click.option("--baud", type=click.IntRange(min=1), default=DEFAULT_BAUDRATE, show_default=True,
+              help="Line speed of the port; the protocol timeouts add the line time at it.")
 @click.option("--include-lock", is_flag=True,
               help="Also run the LOCK case. Irreversible: the board cannot be provisioned again.")
-def conformance(port: str, as_json: bool, timeout_scale: float, include_lock: bool) -> int:
+def conformance(port: str, as_json: bool, timeout_scale: float, baud: int,
+                include_lock: bool) -> int:
     """Check the device on PORT (a path or a pyserial URL such as socket://host:4000)
     against the provisioning protocol.
 
-    Exit status: 0 every case passed, 1 some case failed, 3 the port cannot be opened.
+    Exit status: 0 every case passed, 1 some case failed, 3 nothing could be tested (the
+    port cannot be opened, or the board is locked).
     """
     def progress(result: CaseResult) -> None:
         click.echo(f"  {result.case}: {result.outcome.upper()}", err=True)
 
-    bench = Bench(port, timeout_scale=timeout_scale)
+    bench = Bench(port, timeout_scale=timeout_scale, baud=baud)
     results = run_cases(bench, SUITE, include_irreversible=include_lock, on_result=progress)
     click.echo(report.table(results))
     if as_json:

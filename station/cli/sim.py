@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from station.errors import UsageError
+from station.link.codec import MAX_FRAME, MIN_MTU
 from station.sim.faults import parse_indexed_fault
 from station.sim.pty_server import SimulatedLine
 
@@ -25,9 +26,11 @@ from station.sim.pty_server import SimulatedLine
 @click.option("--keygen-ms", type=click.IntRange(min=0), default=300, show_default=True,
               help="Key-generation time the devices emulate.")
 @click.option("--model", default="SIM-1", show_default=True, help="Model the devices report.")
+@click.option("--mtu", type=click.IntRange(MIN_MTU, MAX_FRAME), default=MAX_FRAME, show_default=True,
+              help="Longest frame the devices accept (announced in HELLO).")
 @click.option("--fault", "faults", multiple=True, metavar="INDEX:SPEC",
               help="Fault for device INDEX (from 0), e.g. 2:stall@COMMIT; repeatable.")
-def sim_command(count, store, seed, baud, keygen_ms, model, faults):
+def sim_command(count, store, seed, baud, keygen_ms, model, mtu, faults):
     """Run simulated devices on pseudo-terminals; one port path per line on stdout."""
     plan: dict[int, list] = {}
     for text in faults:
@@ -42,7 +45,7 @@ def sim_command(count, store, seed, baud, keygen_ms, model, faults):
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with SimulatedLine(count, store, baud=baud, keygen_ms=keygen_ms, faults=plan, seed=seed,
-                       model=model) as line:
+                       model=model, mtu=mtu) as line:
         for port in line.ports:
             click.echo(port)
         click.get_text_stream("stdout").flush()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import re
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -21,26 +21,30 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from station.conformance.runner import Bench, Case, CaseFailed, CaseSkipped
+from station.conformance.runner import Bench, BoardUntestable, Case, CaseFailed, CaseSkipped
 from station.drivers.base import DeviceIdentity
-from station.drivers.cip import CipSession, parse_hello
+from station.drivers.cip import CipSession
+from station.drivers.identity import parse_hello
 from station.link.codec import (
-    MAX_FRAME, PROTOCOL_VERSION, Frame, FrameError, Verb, decode_frame, encode_frame,
+    DEVICE_SEQ, MAX_FRAME, PROTOCOL_VERSION, Frame, FrameError, Verb, answer_timeout,
+    decode_frame, encode_frame, max_chunk_bytes,
 )
 from station.link.errors import DeviceRefused, DeviceTimeout, FrameTooLong
-
-_DEVICE_ID = re.compile(r"[0-9A-F]{16}")
-# A device answers a frame it could not read within HELLO's budget; the kit waits this long.
-_QUICK_ANSWER_S = 1.1
 
 
 @contextmanager
 def _session(bench: Bench) -> Iterator[tuple[CipSession, DeviceIdentity]]:
-    """A fresh port and a HELLO: the device's session state is reset, the mtu known."""
+    """A fresh port and a HELLO: the device's session state is reset, the mtu known. The
+    identity fields are not judged here (the `hello` case does that, once)."""
     transport = bench.open()
     try:
         session = CipSession(transport, timeout_scale=bench.timeout_scale)
-        identity = parse_hello(session.request(Verb.HELLO, str(PROTOCOL_VERSION)), bench.port)
+        identity = _hello(session, bench)
+        if identity.state == "locked":
+            raise BoardUntestable(
+                f"the board on {bench.port} is locked: it refuses every provisioning command "
+                "for ever, so the conformance kit cannot test it; use a blank or provisioned "
+                "board")
         session.mtu = int(identity.extra["mtu"])
         yield session, identity
     finally:
@@ -57,30 +61,45 @@ def _expect_refusal(session: CipSession, code: str, verb: Verb, *args: str) -> N
     raise CaseFailed(f"{verb.value} answered OK {' '.join(answer.args)}, expected ERR {code}")
 
 
-def _next_answer(bench: Bench, session: CipSession, step: str) -> tuple[bytes, Frame]:
-    """The next valid frame from the device, whatever its seq, with its raw line."""
-    timeout = bench.seconds(_QUICK_ANSWER_S)
-    while True:
+def _quick_answer_s(bench: Bench) -> float:
+    """A device answers a frame it could not read within HELLO's budget plus line time."""
+    return bench.seconds(answer_timeout(Verb.HELLO, bench.baud))
+
+
+def _next_answer(bench: Bench, session: CipSession, step: str, seq: int) -> tuple[bytes, Frame]:
+    """The next valid frame answering `seq` (or carrying seq 0), with its raw line. Like the
+    line (docs/protocol.md section 6), skips noise and valid frames with any other seq."""
+    deadline = time.monotonic() + _quick_answer_s(bench)
+    while (remaining := deadline - time.monotonic()) > 0:
         try:
-            raw = session.transport.receive(step=step, timeout=timeout)
-            return raw, decode_frame(raw)
+            raw = session.transport.receive(step=step, timeout=remaining)
+            frame = decode_frame(raw)
         except (FrameError, FrameTooLong):
             continue  # noise is allowed before an answer (docs/protocol.md section 1)
+        if frame.seq in (seq, DEVICE_SEQ):
+            return raw, frame
+    raise DeviceTimeout(step, _quick_answer_s(bench), port=session.port)
 
 
-def _raw_exchange(bench: Bench, session: CipSession, line: bytes, step: str) -> tuple[bytes, Frame]:
+def _raw_exchange(bench: Bench, session: CipSession, line: bytes, step: str,
+                  seq: int) -> tuple[bytes, Frame]:
     session.transport.send_raw(line, step=step)
     try:
-        return _next_answer(bench, session, step)
+        return _next_answer(bench, session, step, seq)
     except DeviceTimeout:
         raise CaseFailed(f"no answer to {line[:40]!r} within "
-                         f"{bench.seconds(_QUICK_ANSWER_S):g} s") from None
+                         f"{_quick_answer_s(bench):g} s") from None
 
 
 def _expect_frame_error(frame: Frame, code: str, what: str) -> None:
     if frame.seq != 0 or not frame.is_error or frame.args[:1] != (code,):
         raise CaseFailed(f"{what} answered {frame.seq} {frame.verb} {' '.join(frame.args)}, "
                          f"expected 0 ERR {code}")
+
+
+def _hello(session: CipSession, bench: Bench) -> DeviceIdentity:
+    return parse_hello(session.request(Verb.HELLO, str(PROTOCOL_VERSION)), bench.port,
+                       identity=False)
 
 
 def _still_answers(session: CipSession) -> None:
@@ -92,10 +111,10 @@ def _still_answers(session: CipSession) -> None:
 # -- identity ------------------------------------------------------------------------------
 
 def hello(bench: Bench) -> None:
-    with _session(bench) as (_, identity):
-        if not _DEVICE_ID.fullmatch(identity.device_id):
-            raise CaseFailed(f"id {identity.device_id!r} is not 16 upper-case hex digits")
-        bench.flow["identity"] = identity
+    with _session(bench) as (session, _):
+        # The line's own check (drivers/identity.py), so the reason is the line's words.
+        bench.flow["identity"] = parse_hello(session.request(Verb.HELLO, str(PROTOCOL_VERSION)),
+                                             bench.port)
 
 
 def version_negotiation(bench: Bench) -> None:
@@ -113,10 +132,10 @@ def bad_checksum(bench: Bench) -> None:
         seq = session.next_seq()
         good = encode_frame(seq, Verb.ABORT)
         damaged = good[:-5] + (b"0000" if not good.endswith(b"0000\n") else b"1111") + b"\n"
-        _, frame = _raw_exchange(bench, session, damaged, "ABORT")
+        _, frame = _raw_exchange(bench, session, damaged, "ABORT", seq)
         _expect_frame_error(frame, "CRC", "a frame with a wrong checksum")
         # The damaged frame must not have been executed: the same seq is still free.
-        _, frame = _raw_exchange(bench, session, good, "ABORT")
+        _, frame = _raw_exchange(bench, session, good, "ABORT", seq)
         if frame.seq != seq or not frame.is_ok:
             raise CaseFailed(f"the corrected frame got {frame.seq} {frame.verb} "
                              f"{' '.join(frame.args)}, expected {seq} OK")
@@ -125,11 +144,12 @@ def bad_checksum(bench: Bench) -> None:
 def over_long_frame(bench: Bench) -> None:
     with _session(bench) as (session, identity):
         mtu = int(identity.extra["mtu"])
-        _, frame = _raw_exchange(bench, session, b"1 HELLO " + b"A" * max(mtu, MAX_FRAME)
-                                   + b"*0000\n", "HELLO")
+        seq = session.next_seq()
+        _, frame = _raw_exchange(bench, session, b"%d HELLO " % seq
+                                 + b"A" * max(mtu, MAX_FRAME) + b"*0000\n", "HELLO", seq)
         _expect_frame_error(frame, "TOOLONG", f"a line over {mtu} bytes")
         try:
-            extra, _ = _next_answer(bench, session, "HELLO")
+            extra, _ = _next_answer(bench, session, "HELLO", seq)
         except DeviceTimeout:
             pass
         else:
@@ -141,7 +161,7 @@ def unknown_command(bench: Bench) -> None:
     with _session(bench) as (session, _):
         seq = session.next_seq()
         _, frame = _raw_exchange(bench, session, encode_frame(seq, "FROBNICATE", ["1"]),
-                                 "FROBNICATE")
+                                 "FROBNICATE", seq)
         if frame.seq != seq or frame.args[:1] != ("UNKNOWN",):
             raise CaseFailed(f"unknown verb answered {frame.seq} {frame.verb} "
                              f"{' '.join(frame.args)}, expected {seq} ERR UNKNOWN")
@@ -169,7 +189,7 @@ def commit_before_write(bench: Bench) -> None:
         # In any state: a chain alone is not a certificate set.
         session.upload("chain", bench.ca.chain_pem())
         _expect_refusal(session, "ORDER", Verb.COMMIT)
-        after = parse_hello(session.request(Verb.HELLO, str(PROTOCOL_VERSION)), bench.port)
+        after = _hello(session, bench)
         if after.state != identity.state:
             raise CaseFailed(f"a refused COMMIT changed the state {identity.state} -> {after.state}")
 
@@ -186,8 +206,10 @@ def prove_before_commit(bench: Bench) -> None:
 def interrupted_write(bench: Bench) -> None:
     cert = bench.ca.root.public_bytes(serialization.Encoding.DER)  # any DER certificate
     digest = hashlib.sha256(cert).hexdigest()
-    half = base64.b64encode(cert[:128]).decode()
     with _session(bench) as (session, _):
+        # One chunk as big as the device's mtu allows (at most 128 bytes), then other borders.
+        first = min(128, max_chunk_bytes(session.mtu))
+        half = base64.b64encode(cert[:first]).decode()
         # Abandoned after one chunk, then END: the partial object must not be staged.
         session.request(Verb.BEGIN, "cert", str(len(cert)), digest)
         session.request(Verb.PUT, "cert", "0", half)
@@ -197,7 +219,7 @@ def interrupted_write(bench: Bench) -> None:
         # Abandoned after one chunk, then restarted with BEGIN: only the new transfer counts.
         session.request(Verb.BEGIN, "cert", str(len(cert)), digest)
         session.request(Verb.PUT, "cert", "0", half)
-        session.chunk_size = 100  # different chunk borders: stale bytes would break the hash
+        session.chunk_size = first - 28  # different chunk borders: stale bytes break the hash
         if session.upload("cert", cert) != digest:
             raise CaseFailed("restarted transfer staged different bytes")
         session.request(Verb.ABORT)
@@ -209,18 +231,19 @@ def replayed_sequence(bench: Bench) -> None:
         seq = session.next_seq()
         begin = encode_frame(seq, Verb.BEGIN, ["chain", str(len(chain)),
                                                hashlib.sha256(chain).hexdigest()])
-        first, _ = _raw_exchange(bench, session, begin, "BEGIN")
-        again, _ = _raw_exchange(bench, session, begin, "BEGIN")
+        first, _ = _raw_exchange(bench, session, begin, "BEGIN", seq)
+        again, _ = _raw_exchange(bench, session, begin, "BEGIN", seq)
         if again != first:
             raise CaseFailed(f"a resent frame got {again!r}, not the same answer {first!r}")
         seq = session.next_seq()
-        put = encode_frame(seq, Verb.PUT, ["chain", "0", base64.b64encode(chain[:120]).decode()])
-        first, _ = _raw_exchange(bench, session, put, "PUT")
-        again, _ = _raw_exchange(bench, session, put, "PUT")
-        if again != first or not first.split(b" ")[-1].startswith(b"120*"):
+        size = min(120, max_chunk_bytes(session.mtu))  # one chunk that fits the device's mtu
+        put = encode_frame(seq, Verb.PUT, ["chain", "0", base64.b64encode(chain[:size]).decode()])
+        first, _ = _raw_exchange(bench, session, put, "PUT", seq)
+        again, _ = _raw_exchange(bench, session, put, "PUT", seq)
+        if again != first or not first.split(b" ")[-1].startswith(b"%d*" % size):
             raise CaseFailed(f"a resent PUT got {again!r} after {first!r}: it must be answered "
                              "the same and not add the chunk twice")
-        _, frame = _raw_exchange(bench, session, encode_frame(seq, Verb.ABORT), "ABORT")
+        _, frame = _raw_exchange(bench, session, encode_frame(seq, Verb.ABORT), "ABORT", seq)
         if frame.seq != seq or frame.args[:1] != ("SEQ",):
             raise CaseFailed(f"a new request reusing seq {seq} got {frame.verb} "
                              f"{' '.join(frame.args)}, expected ERR SEQ")
@@ -266,7 +289,7 @@ def write_commit(bench: Bench) -> None:
             if fields.get(kind, "").lower() != hashlib.sha256(data).hexdigest():
                 raise CaseFailed(f"COMMIT reports {kind}={fields.get(kind, '(missing)')[:16]}..., "
                                  f"written {hashlib.sha256(data).hexdigest()[:16]}...")
-        after = parse_hello(session.request(Verb.HELLO, str(PROTOCOL_VERSION)), bench.port)
+        after = _hello(session, bench)
         if after.state != "provisioned":
             raise CaseFailed(f"after COMMIT the device says state={after.state}")
     bench.flow["cert"] = cert
@@ -295,7 +318,7 @@ def lock(bench: Bench) -> None:
         _expect_refusal(session, "CONFIRM", Verb.LOCK, wrong)
         session.request(Verb.LOCK, identity.device_id)
         _expect_refusal(session, "LOCKED", Verb.BEGIN, "subject", "1", "00" * 32)
-        after = parse_hello(session.request(Verb.HELLO, str(PROTOCOL_VERSION)), bench.port)
+        after = _hello(session, bench)
         if after.state != "locked":
             raise CaseFailed(f"after LOCK the device says state={after.state}")
 

@@ -6,7 +6,9 @@ the check. `CaseFailed` carries the reason in the case's own words;
 any `station.link.errors` exception is a failure whose reason is the link's own operator
 message (a port that vanished and cannot be reopened included); anything else is reported
 as a kit-side fault rather than crashing the run. Only a port that cannot be opened before
-the first case ends the run early (`PortUnavailable`): without a port there is nothing to test.
+the first case (`PortUnavailable`) or a board no case can judge (`BoardUntestable`: it is
+locked) ends the run early: there is nothing to test, and saying so once beats failing every
+case with the same cause.
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 from station.conformance.testca import TestCA
-from station.errors import StationError
-from station.link.transport import SerialTransport
+from station.errors import EnvironmentProblem, StationError
+from station.link.codec import MAX_FRAME
+from station.link.transport import DEFAULT_BAUDRATE, SerialTransport
 
 Outcome = Literal["pass", "fail", "skip"]
 
@@ -29,20 +32,26 @@ class CaseSkipped(Exception):
     """The case cannot be judged on this device in its current state; str() says why."""
 
 
+class BoardUntestable(EnvironmentProblem):
+    """No case can be judged on this board (it is locked): the run stops and says so once,
+    instead of failing every case with the same cause."""
+
+
 @dataclass
 class Bench:
     """What a case gets: where the device is and how patient to be with it."""
 
     port: str
     timeout_scale: float = 1.0
-    frame_limit: int = 512
+    baud: int = DEFAULT_BAUDRATE
+    frame_limit: int = MAX_FRAME
     ca: TestCA = field(default_factory=TestCA.generate)
     flow: dict = field(default_factory=dict)  # results one case hands to the next
 
     def open(self) -> SerialTransport:
         """A fresh transport on the port; each case opens its own, so a case that leaves
         bytes on the wire cannot spoil the next one."""
-        return SerialTransport(self.port, frame_limit=self.frame_limit)
+        return SerialTransport(self.port, baudrate=self.baud, frame_limit=self.frame_limit)
 
     def seconds(self, nominal: float) -> float:
         """A protocol timeout scaled for slow boards (--timeout-scale)."""
@@ -74,7 +83,8 @@ class CaseResult:
 def run_cases(bench: Bench, cases: list[Case], *, include_irreversible: bool = False,
               on_result: Callable[[CaseResult], None] | None = None) -> list[CaseResult]:
     """Run `cases` in order and return one result each. Raises PortUnavailable when the port
-    cannot be opened at all (checked once before the first case)."""
+    cannot be opened at all (checked once before the first case), BoardUntestable when a
+    case finds a board no case can judge (the run stops there)."""
     bench.open().close()
     results = []
     for case in cases:
@@ -91,6 +101,8 @@ def _run_one(bench: Bench, case: Case, include_irreversible: bool) -> CaseResult
     started = time.monotonic()
     try:
         case.check(bench)
+    except BoardUntestable:
+        raise
     except CaseSkipped as exc:
         outcome, reason = "skip", str(exc)
     except CaseFailed as exc:

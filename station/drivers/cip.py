@@ -27,6 +27,7 @@ import time
 from typing import ClassVar
 
 from station.drivers.base import CommitReceipt, DeviceIdentity, ObjectKind
+from station.drivers.identity import parse_hello
 from station.link.codec import (
     COMMANDS,
     DEFAULT_CHUNK,
@@ -35,8 +36,6 @@ from station.link.codec import (
     MAX_SEQ,
     NONCE_LEN,
     PROTOCOL_VERSION,
-    SUPPORTED_VERSIONS,
-    DeviceState,
     Frame,
     FrameError,
     FrameErrorReason,
@@ -44,6 +43,7 @@ from station.link.codec import (
     answer_timeout,
     decode_frame,
     encode_frame,
+    line_seconds,
     max_chunk_bytes,
 )
 from station.link.errors import (
@@ -59,10 +59,11 @@ FAMILY = "cip"
 WRITABLE_KINDS: frozenset[str] = frozenset({"cert", "chain", "anchors"})
 # A download larger than this is a confused device, not a CSR or a signature.
 MAX_DOWNLOAD = 16384
-# After a damaged line, how long to wait for a good one before resending. The device sends
-# one answer per request, so a damaged line is usually *the* answer and waiting out the full
-# budget (8 s for KEYGEN) would only delay the resend; a resend is always safe (replay cache),
-# and a late good answer with the same seq is still accepted during the next attempt.
+# After a damaged line, how long to wait for a good one before resending (plus the time one
+# full frame takes on the line at the port's baud rate). The device sends one answer per
+# request, so a damaged line is usually *the* answer and waiting out the full budget (8 s
+# for KEYGEN) would only delay the resend; a resend is always safe (replay cache), and a
+# late good answer with the same seq is still accepted during the next attempt.
 RESEND_GRACE_S = 0.25
 _PROBLEM_TEXT = {
     FrameErrorReason.BAD_CHECKSUM: "frame checksum mismatch",
@@ -74,21 +75,22 @@ class CipSession:
     """The request/answer machinery of the protocol over one transport.
 
     `timeout_scale` multiplies every protocol timeout (slow boards, or fast tests);
-    `keygen_timeout` replaces KEYGEN's budget (HELLO's `keygen_s` sets it too).
+    `keygen_timeout` replaces KEYGEN's budget (HELLO's `keygen_s` sets it too). The line time
+    every timeout adds is computed from the transport's baud rate.
     """
 
-    def __init__(self, transport: SerialTransport, *, baudrate: int = DEFAULT_BAUDRATE,
+    def __init__(self, transport: SerialTransport, *,
                  timeout_scale: float = 1.0, keygen_timeout: float | None = None,
                  chunk_size: int = DEFAULT_CHUNK):
         self.transport = transport
-        self.baudrate = baudrate
+        self.baudrate = transport.baudrate  # line time in every timeout comes from it
         self.timeout_scale = timeout_scale
         self.keygen_timeout = keygen_timeout
         self.chunk_size = chunk_size
         self.mtu = MAX_FRAME  # the device's receive limit, from HELLO
         self._seq = 0
         self._greeted = False
-        self._grace = RESEND_GRACE_S * timeout_scale
+        self._grace = (RESEND_GRACE_S + line_seconds(MAX_FRAME, self.baudrate)) * timeout_scale
 
     @property
     def port(self) -> str:
@@ -244,7 +246,7 @@ class CipDriver:
              chunk_size: int = DEFAULT_CHUNK, frame_limit: int = MAX_FRAME) -> "CipDriver":
         """Open `port` (path or pyserial URL). Raises PortUnavailable."""
         transport = SerialTransport(port, baudrate=baudrate, frame_limit=frame_limit)
-        session = CipSession(transport, baudrate=baudrate, timeout_scale=timeout_scale,
+        session = CipSession(transport, timeout_scale=timeout_scale,
                              keygen_timeout=keygen_timeout, chunk_size=chunk_size)
         return cls(session, key_type=key_type)
 
@@ -254,7 +256,8 @@ class CipDriver:
 
     def identify(self) -> DeviceIdentity:
         """HELLO. Raises DeviceRefused (ERR VERSION) or DeviceProtocolError when the device
-        speaks no version this station does or its answer lacks a required field."""
+        speaks no version this station does or a field of its answer is missing, repeated or
+        outside its alphabet (`identity.parse_hello`)."""
         answer = self.session.request(Verb.HELLO, str(PROTOCOL_VERSION))
         self.identity = parse_hello(answer, self.port)
         mtu = int(self.identity.extra["mtu"])
@@ -340,38 +343,3 @@ class CipDriver:
     def _require_identity(self) -> DeviceIdentity:
         # Every session starts with HELLO (it sets the mtu and clears the replay cache).
         return self.identity or self.identify()
-
-
-_REQUIRED = ("id", "model", "hw", "fw", "state", "mtu")
-
-
-def parse_hello(answer: Frame, port: str) -> DeviceIdentity:
-    """The identity in a HELLO answer; DeviceProtocolError for a version this station does
-    not speak, a missing field or a value outside the spec (docs/protocol.md, HELLO)."""
-    version = answer.args[0] if answer.args else ""
-    if not version.isdigit() or int(version) not in SUPPORTED_VERSIONS:
-        raise DeviceProtocolError("HELLO", f"unsupported protocol version {version or '(none)'} "
-                                  f"(station speaks {', '.join(map(str, SUPPORTED_VERSIONS))})",
-                                  port=port)
-    fields = answer.fields()
-    missing = [key for key in _REQUIRED if not fields.get(key)]
-    if missing:
-        raise DeviceProtocolError("HELLO", f"HELLO answer lacks {', '.join(missing)}", port=port)
-    states = {s.value for s in DeviceState}
-    if fields["state"] not in states:
-        raise DeviceProtocolError("HELLO", f"unknown device state {fields['state']!r}", port=port)
-    if not fields["mtu"].isdigit() or not 128 <= int(fields["mtu"]) <= MAX_FRAME:
-        raise DeviceProtocolError("HELLO", f"mtu {fields['mtu']!r} outside 128..{MAX_FRAME}",
-                                  port=port)
-    keygen_s = fields.get("keygen_s")
-    if keygen_s is not None:
-        try:
-            if float(keygen_s) <= 0:
-                raise ValueError
-        except ValueError:
-            raise DeviceProtocolError("HELLO", f"keygen_s {keygen_s!r} is not a positive number",
-                                      port=port) from None
-    extra = {k: v for k, v in fields.items() if k not in ("id", "model", "hw", "fw", "state")}
-    return DeviceIdentity(device_id=fields["id"], model=fields["model"], hw_rev=fields["hw"],
-                          fw_version=fields["fw"], state=fields["state"],  # type: ignore[arg-type]
-                          protocol_version=version, extra=extra)

@@ -8,6 +8,7 @@ Public names (stable; other modules import them):
 Constants
     PROTOCOL_VERSION, SUPPORTED_VERSIONS   protocol major version(s) this code speaks
     MAX_FRAME                               512: longest frame in bytes, LF included
+    MIN_MTU                                 128: smallest receive limit a device may announce
     MAX_SEQ, DEVICE_SEQ                     1..65535 for requests; 0 on answers to unreadable frames
     DEFAULT_CHUNK                           raw payload bytes per chunk (256)
     NONCE_LEN                               32: PROVE nonce length in bytes
@@ -24,8 +25,10 @@ Enums
 Commands
     CommandSpec(verb, timeout_s, retries, idempotent), COMMANDS: dict[Verb, CommandSpec]
     answer_timeout(verb, baud, request_len) -> float    timeout including line transfer time
+    line_seconds(n_bytes, baud) -> float                 time n bytes take on the UART (8N1)
 Frames
-    Frame(seq, verb, args)  with .is_ok, .is_error, .error_code, .error_text, .fields()
+    Frame(seq, verb, args)  with .is_ok, .is_error, .error_code, .error_text, .fields(),
+                            .field_items()
     FrameError(ValueError)  with .reason (FrameErrorReason)
     crc16_ccitt_false(data, crc=0xFFFF) -> int
     encode_frame(seq, verb, args=(), max_frame=MAX_FRAME) -> bytes
@@ -51,6 +54,7 @@ from typing import Iterable
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 MAX_FRAME = 512
+MIN_MTU = 128  # the smallest receive limit a device may announce in HELLO
 MAX_SEQ = 65535
 DEVICE_SEQ = 0
 DEFAULT_CHUNK = 256
@@ -177,12 +181,17 @@ COMMANDS: dict[Verb, CommandSpec] = {
 }
 
 
+def line_seconds(n_bytes: int, baud: int) -> float:
+    """Time `n_bytes` take through a UART at `baud` (8N1: 10 bits a byte, start and stop)."""
+    return n_bytes * 10 / baud
+
+
 def answer_timeout(verb: Verb | str, baud: int = 115200, request_len: int = MAX_FRAME) -> float:
     """Seconds to wait for the answer's LF after sending a request of `request_len` bytes:
     the command's device budget plus the time to clock the request and a maximal answer
-    through a UART at `baud` (10 bits a byte: start, 8 data, stop)."""
+    through a UART at `baud`."""
     spec = COMMANDS[Verb(verb)]
-    return spec.timeout_s + (request_len + MAX_FRAME) * 10 / baud
+    return spec.timeout_s + line_seconds(request_len + MAX_FRAME, baud)
 
 
 class FrameErrorReason(StrEnum):
@@ -241,16 +250,20 @@ class Frame:
     def error_text(self) -> str:
         return " ".join(self.args[1:]) if self.is_error else ""
 
-    def fields(self) -> dict[str, str]:
-        """The key=value arguments (HELLO and COMMIT answers); positional ones are skipped.
-        Keys are lower-case names and values are not empty, so base64 padding (`QUI=`) is
-        never mistaken for a field."""
-        out = {}
+    def field_items(self) -> list[tuple[str, str]]:
+        """The key=value arguments (HELLO and COMMIT answers) in order, repeats included;
+        positional ones are skipped. Keys are lower-case names and values are not empty, so
+        base64 padding (`QUI=`) is never mistaken for a field."""
+        out = []
         for arg in self.args:
             key, sep, value = arg.partition("=")
             if sep and value and not value.startswith("=") and _FIELD_KEY.fullmatch(key):
-                out[key] = value
+                out.append((key, value))
         return out
+
+    def fields(self) -> dict[str, str]:
+        """field_items() as a dict (a repeated key keeps its last value)."""
+        return dict(self.field_items())
 
 
 def crc16_ccitt_false(data: bytes, crc: int = 0xFFFF) -> int:
@@ -323,9 +336,12 @@ def decode_frame(line: bytes, *, max_frame: int = MAX_FRAME) -> Frame:
     """Parse one line (with or without its trailing LF; a CR before the LF is ignored).
     Raises FrameError for anything that is not a well-formed frame with a correct checksum;
     never anything else."""
-    if len(line) > max_frame:
+    # max_frame counts the LF. Transports hand over lines with the LF already cut: count it
+    # anyway, or a 513-byte frame would pass as 512.
+    length = len(line) if line.endswith(b"\n") else len(line) + 1
+    if length > max_frame:
         raise FrameError(FrameErrorReason.TOO_LONG,
-                         f"{len(line)} bytes, the maximum is {max_frame}")
+                         f"{length} bytes with the LF, the maximum is {max_frame}")
     if line.endswith(b"\n"):
         line = line[:-1]
     if line.endswith(b"\r"):

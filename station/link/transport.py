@@ -23,6 +23,7 @@ import time
 
 import serial
 
+from station.link.codec import line_seconds
 from station.link.errors import (
     DeviceDisconnected,
     DeviceTimeout,
@@ -38,8 +39,9 @@ PORT_ERRORS = (serial.SerialException, OSError, termios.error)
 DEFAULT_FRAME_LIMIT = 512
 DEFAULT_BAUDRATE = 115200
 # Writes are small and the device drains them at line speed; a write that cannot finish
-# in this time means the peer stopped reading (a full pty or USB buffer), not a slow link.
-DEFAULT_WRITE_TIMEOUT = 2.0
+# in this margin plus the frame's time on the wire means the peer stopped reading (a full
+# pty or USB buffer), not a slow link.
+WRITE_MARGIN_S = 2.0
 # Longest single read. Fixed once at open: changing pyserial's timeout re-applies every
 # termios setting (tcsetattr) on each call. Deadlines may overshoot by at most this much.
 READ_POLL_S = 0.05
@@ -55,17 +57,20 @@ class SerialTransport:
 
     def __init__(self, port: str, *, baudrate: int = DEFAULT_BAUDRATE,
                  frame_limit: int = DEFAULT_FRAME_LIMIT, terminator: bytes = b"\n",
-                 write_timeout: float = DEFAULT_WRITE_TIMEOUT):
+                 write_timeout: float | None = None):
         self.port = port
         self.frame_limit = frame_limit
         self.terminator = terminator
         self._buffer = bytearray()
         # After an over-long line, bytes up to the next line end belong to it and are dropped.
         self._discarding = False
+        self.baudrate = baudrate
+        self.write_timeout = (WRITE_MARGIN_S + line_seconds(frame_limit, baudrate)
+                              if write_timeout is None else write_timeout)
         try:
             # exclusive=True: two slots configured on the same device must not both talk to it.
             self._serial = serial.serial_for_url(
-                port, baudrate=baudrate, timeout=READ_POLL_S, write_timeout=write_timeout,
+                port, baudrate=baudrate, timeout=READ_POLL_S, write_timeout=self.write_timeout,
                 exclusive=True)
         except (*PORT_ERRORS, ValueError) as exc:
             raise PortUnavailable(port, _describe(exc)) from exc
@@ -93,7 +98,7 @@ class SerialTransport:
         try:
             self._serial.write(data)
         except serial.SerialTimeoutException as exc:
-            raise DeviceTimeout(step, self._serial.write_timeout or 0, port=self.port) from exc
+            raise DeviceTimeout(step, self.write_timeout, port=self.port) from exc
         except PORT_ERRORS as exc:
             raise DeviceDisconnected(step, port=self.port, detail=_describe(exc)) from exc
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from station.link.codec import (
-    MAX_FRAME, NONCE_LEN, PROTOCOL_VERSION, SUPPORTED_VERSIONS, UPLOAD_KINDS, DeviceState,
+    MAX_FRAME, MAX_SEQ, NONCE_LEN, PROTOCOL_VERSION, SUPPORTED_VERSIONS, UPLOAD_KINDS, DeviceState,
     ErrorCode, Frame, FrameError, FrameErrorReason, KeyType, ObjectKind, PayloadAssembler, PayloadError, Verb,
     chunk_payload, decode_frame, encode_error, encode_ok, sha256_hex,
 )
@@ -131,7 +131,7 @@ class Device:
         request_crc = line.rstrip(b"\r\n")[-4:].decode().upper()
         if verb is not Verb.HELLO and self._last and self._last[0] == frame.seq:
             if self._last[1] == request_crc:
-                return self._send(self._last[2], verb)
+                return self._send(self._last[2], verb, frame.seq)
             return Answer(encode_error(frame.seq, ErrorCode.SEQ,
                                        f"seq {frame.seq} already used for another request"))
         work = 0.0
@@ -143,9 +143,9 @@ class Device:
             self.disconnected = True
             return Answer(b"", 0.0, "disconnect")
         self._last = (frame.seq, request_crc, answer)
-        return self._send(answer, verb, work)
+        return self._send(answer, verb, frame.seq, work)
 
-    def _send(self, answer: bytes, verb: Verb | None, work: float = 0.0) -> Answer:
+    def _send(self, answer: bytes, verb: Verb | None, seq: int, work: float = 0.0) -> Answer:
         """Apply the output faults on the way out; the replay cache keeps the clean answer."""
         if verb is not None and self.faults.fire(FaultKind.CORRUPT, verb):
             answer = _flip_a_body_bit(answer)
@@ -153,6 +153,10 @@ class Device:
             answer = b"\x1b[0m~#boot: r\xe9set cause 0x%02X\r\n" % len(answer)
         elif verb is not None and self.faults.fire(FaultKind.OVERLONG, verb):
             answer = b"0 OK " + b"A" * MAX_FRAME + b"*0000\n"
+        if verb is not None and self.faults.fire(FaultKind.STRAY, verb):
+            # A late answer to an earlier request (a buffering USB bridge delivers one):
+            # valid, but with another seq, so the station must skip it.
+            answer = encode_ok(seq - 1 if seq > 1 else MAX_SEQ, "stray") + answer
         return Answer(answer, work)
 
     # -- commands -------------------------------------------------------------------------
@@ -178,7 +182,10 @@ class Device:
                            + ",".join(map(str, SUPPORTED_VERSIONS)))
         self._reset_session()
         ident = self.identity
-        return [str(max(usable)), f"id={ident.device_id}", f"model={ident.model}",
+        device_id = ident.device_id
+        if self.faults.fire(FaultKind.LOWERCASE_ID):
+            device_id = device_id.lower()
+        return [str(max(usable)), f"id={device_id}", f"model={ident.model}",
                 f"hw={ident.hw_rev}", f"fw={ident.fw_version}", f"state={self.store.state}",
                 f"mtu={self.mtu}", "keys=" + ",".join(self.key_types)]
 

@@ -2,11 +2,11 @@
 
 A fault is written `KIND[@VERB][=COUNT]`:
 - wire faults name the command they hit: `disconnect@KEYGEN`, `stall@COMMIT`, `corrupt@PUT`,
-  `garbage@HELLO`, `overlong@HELLO`, `powerloss@COMMIT`; they fire once unless `=N` or
+  `garbage@HELLO`, `overlong@HELLO`, `stray@BEGIN`, `powerloss@COMMIT`; they fire once unless `=N` or
   `=always` says otherwise;
 - device faults change what the device makes: `bad-csr-signature`, `wrong-subject`,
-  `weak-key`, `duplicate-key`, `commit-fail`, `wrong-hash`, `bad-proof`; they apply every
-  time unless `=N` says otherwise.
+  `weak-key`, `duplicate-key`, `commit-fail`, `wrong-hash`, `bad-proof`, `lowercase-id`;
+  they apply every time unless `=N` says otherwise.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class FaultKind(StrEnum):
     CORRUPT = "corrupt"  # the answer leaves with a flipped byte: its CRC fails
     GARBAGE = "garbage"  # a line of noise goes out instead of the answer
     OVERLONG = "overlong"  # a line longer than MAX_FRAME goes out instead of the answer
+    STRAY = "stray"  # a valid frame with another seq goes out before the answer
     POWERLOSS = "powerloss"  # power fails in the middle of COMMIT's flash writes
     # Device faults: the device answers normally, but what it makes is wrong.
     BAD_CSR_SIGNATURE = "bad-csr-signature"
@@ -33,10 +34,12 @@ class FaultKind(StrEnum):
     COMMIT_FAIL = "commit-fail"  # COMMIT answers ERR STORAGE, nothing stored
     WRONG_HASH = "wrong-hash"  # flash flips a bit of the stored cert; COMMIT reports that
     BAD_PROOF = "bad-proof"  # PROVE signs something other than the nonce
+    LOWERCASE_ID = "lowercase-id"  # HELLO prints the chip id in lower-case hex
 
 
 WIRE_FAULTS = frozenset({FaultKind.DISCONNECT, FaultKind.STALL, FaultKind.CORRUPT,
-                         FaultKind.GARBAGE, FaultKind.OVERLONG, FaultKind.POWERLOSS})
+                         FaultKind.GARBAGE, FaultKind.OVERLONG, FaultKind.STRAY,
+                         FaultKind.POWERLOSS})
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import threading
 import tty
 from pathlib import Path
 
-from station.link.codec import KeyType
+from station.link.codec import MAX_FRAME, MIN_MTU, KeyType
 from station.sim.device import Device, Identity, derive_device_id
 from station.sim.faults import FaultPlan, FaultSpec
 from station.sim.store import DeviceStore
@@ -127,11 +127,13 @@ class SimulatedLine:
     def __init__(self, count: int, store: str | os.PathLike, *, baud: int = 115200,
                  keygen_ms: float = 300, faults: dict[int, list] | None = None,
                  seed: str | None = None, model: str = "SIM-1",
-                 key_types: tuple[KeyType, ...] = tuple(KeyType)):
+                 key_types: tuple[KeyType, ...] = tuple(KeyType), mtu: int = MAX_FRAME):
         if count < 1:
             raise ValueError("a line needs at least one device")
         if baud <= 0 or keygen_ms < 0:
             raise ValueError("baud must be positive and keygen_ms not negative")
+        if not MIN_MTU <= mtu <= MAX_FRAME:
+            raise ValueError(f"mtu must be {MIN_MTU}..{MAX_FRAME} (docs/protocol.md)")
         faults = faults or {}
         bad = [i for i in faults if not 0 <= i < count]
         if bad:
@@ -147,7 +149,7 @@ class SimulatedLine:
                               for f in faults.get(i, [])])
             self.devices.append(Device(identity, DeviceStore(self.store_dir / identity.device_id),
                                        faults=plan, keygen_s=keygen_ms / 1000,
-                                       key_types=key_types))
+                                       key_types=key_types, mtu=mtu))
         self._servers: list[_PortServer] = []
 
     def _stored_seed(self) -> str:

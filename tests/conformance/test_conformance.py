@@ -12,7 +12,7 @@ import pytest
 
 from station.conformance import report
 from station.conformance.cases import SUITE
-from station.conformance.runner import Bench, run_cases
+from station.conformance.runner import Bench, BoardUntestable, run_cases
 from station.drivers.cip import CipDriver
 from station.link.errors import DeviceLinkError
 from station.sim.pty_server import SimulatedLine
@@ -21,10 +21,13 @@ from tests.cli_runner import assert_clean_failure, run_station
 SCALE = 0.3
 
 
-def run_against_sim(tmp_path, *faults: str, include_lock: bool = False, scale: float = SCALE):
+def run_against_sim(tmp_path, *faults: str, include_lock: bool = False, scale: float = SCALE,
+                    **sim_options):
     """Results by case name, and the device's state (HELLO, read with the station's own
-    driver) after the run, or None if it no longer answers."""
-    with SimulatedLine(1, tmp_path / "sim", keygen_ms=10, faults={0: list(faults)}) as line:
+    driver) after the run, or None if it no longer answers. `sim_options` go to the
+    SimulatedLine (mtu=...)."""
+    with SimulatedLine(1, tmp_path / "sim", keygen_ms=10, faults={0: list(faults)},
+                       **sim_options) as line:
         results = run_cases(Bench(line.ports[0], timeout_scale=scale), SUITE,
                             include_irreversible=include_lock)
         try:
@@ -97,3 +100,29 @@ def test_each_fault_fails_its_case_with_a_clear_reason(tmp_path, fault, case, re
     assert results[case].outcome == "fail"
     assert reason in results[case].reason
     assert json.loads(report.as_json("p", list(results.values())))["conformant"] is False
+
+
+def test_a_device_with_the_smallest_mtu_passes(tmp_path):
+    # mtu 128: every frame the kit sends (chunks included) must fit the device's announced
+    # receive limit, as the line's frames do.
+    results, state = run_against_sim(tmp_path, include_lock=True, mtu=128)
+    assert {name: r.reason for name, r in results.items() if r.outcome != "pass"} == {}
+    assert state == "locked"
+
+
+@pytest.mark.parametrize("fault", ["stray@BEGIN=always", "stray@ABORT=always", "stray@PUT=always"])
+def test_valid_frames_with_another_seq_are_skipped_as_the_line_skips_them(tmp_path, fault):
+    results, _ = run_against_sim(tmp_path, fault)
+    assert {name: r.reason for name, r in results.items() if r.outcome == "fail"} == {}
+
+
+def test_a_locked_board_is_reported_once_as_untestable(tmp_path):
+    run_against_sim(tmp_path, include_lock=True)  # leaves the simulated board locked
+    with SimulatedLine(1, tmp_path / "sim", keygen_ms=10) as line:
+        with pytest.raises(BoardUntestable) as exc:
+            run_cases(Bench(line.ports[0], timeout_scale=SCALE), SUITE)
+        result = run_station("conformance", line.ports[0], "--json", "--timeout-scale", SCALE,
+                             cwd=tmp_path)
+    assert "is locked" in str(exc.value) and "cannot test it" in str(exc.value)
+    assert_clean_failure(result, 3, "is locked", "cannot test it")
+    assert result.stdout == ""  # no table of 14 failures: one line says why

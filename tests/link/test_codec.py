@@ -233,3 +233,23 @@ def test_fields_never_mistake_base64_padding_for_a_field():
     assert frame.fields() == {}
     hello = decode_frame(encode_frame(1, Verb.OK, ["1", "id=00AA", "fw=1.0.0", "mtu=512"]))
     assert hello.fields() == {"id": "00AA", "fw": "1.0.0", "mtu": "512"}
+
+
+def _frame_of_length(total: int) -> bytes:
+    """A valid HELLO frame exactly `total` bytes long, LF included."""
+    head = b"1 HELLO "
+    body = head + b"A" * (total - len(head) - len(b"*XXXX\n"))
+    return body + b"*%04X\n" % crc16_ccitt_false(body)
+
+
+@pytest.mark.parametrize("strip", [b"", b"\n"], ids=["with LF", "LF already cut"])
+def test_the_frame_limit_counts_the_lf_at_the_boundary(strip):
+    # Transports hand decode_frame the line without its LF: the limit must still count it,
+    # or a 513-byte frame passes as 512 (docs/protocol.md section 2: 512 bytes, LF included).
+    fits, over = _frame_of_length(MAX_FRAME), _frame_of_length(MAX_FRAME + 1)
+    assert (len(fits), len(over)) == (512, 513)
+    assert decode_frame(fits.removesuffix(strip)).verb == "HELLO"
+    with pytest.raises(FrameError) as exc:
+        decode_frame(over.removesuffix(strip))
+    assert exc.value.reason is FrameErrorReason.TOO_LONG
+    assert "513 bytes" in str(exc.value)

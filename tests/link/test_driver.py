@@ -308,8 +308,10 @@ def test_hello_keygen_s_replaces_the_keygen_budget():
 @pytest.mark.parametrize("fields, problem", [
     (("2", "id=0123456789ABCDEF"), "unsupported protocol version 2"),
     (("1", "id=0123456789ABCDEF", "model=M", "hw=A", "fw=1", "state=blank"), "lacks mtu"),
-    (("1", "id=01", "model=M", "hw=A", "fw=1", "state=new", "mtu=512"), "unknown device state"),
-    (("1", "id=01", "model=M", "hw=A", "fw=1", "state=blank", "mtu=64"), "mtu '64' outside"),
+    (("1", "id=0123456789ABCDEF", "model=M", "hw=A", "fw=1", "state=new", "mtu=512"),
+     "state='new' is not one of blank, provisioned, locked"),
+    (("1", "id=0123456789ABCDEF", "model=M", "hw=A", "fw=1", "state=blank", "mtu=64"),
+     "mtu='64' is not a decimal 128..512"),
 ])
 def test_bad_hello_answers_are_protocol_errors(fields, problem):
     with pytest.raises(DeviceProtocolError, match=problem):

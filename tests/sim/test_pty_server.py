@@ -10,7 +10,7 @@ import sys
 import pytest
 import serial
 
-from station.link.codec import FrameError, FrameErrorReason, decode_frame, encode_frame
+from station.link.codec import ErrorCode, FrameError, FrameErrorReason, decode_frame, encode_frame
 from station.sim import SimulatedLine
 
 
@@ -114,10 +114,25 @@ def test_station_sim_prints_ports_and_stops_cleanly_on_sigterm(tmp_path):
     assert "Traceback" not in err
 
 
+def test_station_sim_mtu_is_announced_and_enforced(tmp_path):
+    proc = _station("--store", str(tmp_path), "--mtu", "128")
+    try:
+        path = proc.stdout.readline().strip()
+        with serial.Serial(path, timeout=2) as port:
+            assert decode_frame(_ask(port, encode_frame(1, "HELLO", ["1"]))).fields()["mtu"] == "128"
+            too_long = encode_frame(2, "ABORT", ["x" * (129 - 14)])
+            assert len(too_long) == 129
+            assert decode_frame(_ask(port, too_long)).error_code is ErrorCode.TOOLONG
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=10)
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--fault", "5:stall@COMMIT"], "numbered 0..1"),
     (["--fault", "stall@COMMIT"], "INDEX:SPEC"),
     (["--fault", "0:explode"], "unknown fault"),
+    (["--mtu", "64"], "128<=x<=512"),
 ])
 def test_station_sim_explains_bad_faults(tmp_path, args, fragment):
     proc = _station("--devices", "2", "--store", str(tmp_path), *args)

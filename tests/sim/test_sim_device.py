@@ -82,6 +82,27 @@ def test_resend_is_replayed_not_executed(talk, ca):
     assert other.seq == 50 and other.error_code is ErrorCode.SEQ
 
 
+def test_hello_is_executed_every_time_and_its_answer_cached_like_any_other(talk, ca):
+    # docs/protocol.md 2.3: a HELLO always runs (a resent one too: it discards what was
+    # staged since), never answered from the cache; its answer is then the cached one, so
+    # another request reusing its seq gets ERR SEQ.
+    hello = encode_frame(7, "HELLO", ["1"])
+    talk.raw(hello)
+    talk.seq = 7
+    assert talk.upload("subject", subject_der()).is_ok
+    assert decode_frame(talk.raw(hello)[0].data).is_ok
+    assert talk("KEYGEN", "EC-P256").error_code is ErrorCode.ORDER  # the resent HELLO ran
+    talk.raw(hello)
+    assert talk.frame(encode_frame(7, "ABORT")).error_code is ErrorCode.SEQ
+
+
+def test_a_request_with_seq_0_is_refused_unexecuted(talk):
+    talk.ok("HELLO", "1")
+    answer = talk.frame(encode_frame(0, "ABORT"))
+    assert (answer.seq, answer.error_code) == (0, ErrorCode.SYNTAX)
+    assert talk.ok("ABORT").seq == talk.seq  # the cache was not touched: seqs go on
+
+
 def test_a_new_keygen_makes_a_new_key(talk):
     talk.ok("HELLO", "1")
     talk.upload("subject", subject_der())
