@@ -87,7 +87,9 @@ def open_station(cfg: StationConfig, *, pin: str | None = None) -> OpenStation:
         raise
     try:
         if token.has_key(cfg.hsm.audit_key_label):
-            audit.set_checkpoint_signer(HsmEcPrivateKey(token, cfg.hsm.audit_key_label))
+            signer = HsmEcPrivateKey(token, cfg.hsm.audit_key_label)
+            _check_audit_certificate(cfg, signer.public_key())
+            audit.set_checkpoint_signer(signer)
         audit.log_station_start(cfg.sha256, [fingerprint(c) for c in ca.chain], __version__)
     except BaseException:
         audit.close()
@@ -95,3 +97,20 @@ def open_station(cfg: StationConfig, *, pin: str | None = None) -> OpenStation:
         raise
     issuer = Issuer(ca=ca, profile=cfg.profile, policy=IssuancePolicy(cfg.policy), record=audit)
     return OpenStation(cfg=cfg, token=token, ca=ca, audit=audit, issuer=issuer)
+
+
+def _check_audit_certificate(cfg: StationConfig, token_key) -> None:
+    """Refuse to start when `[audit] certificate` certifies another key than the token's audit
+    key: every checkpoint written from then on would fail `audit verify --trust-anchor`, and
+    that would only be found long after the batch left the line."""
+    if cfg.audit.certificate is None or not cfg.audit.certificate.exists():
+        return
+    from cryptography.hazmat.primitives import serialization
+
+    from station.audit.anchor import load_certificates
+    certified = load_certificates(cfg.audit.certificate, "audit certificate")[0].public_key()
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if certified.public_bytes(*spki) != token_key.public_bytes(*spki):
+        raise ConfigError(f"{cfg.path}: [audit] certificate {cfg.audit.certificate} certifies another key "
+                          f"than the token's audit key {cfg.hsm.audit_key_label!r}; checkpoints would not "
+                          "verify under the trust anchor (run `station ca import` again, or fix the path)")

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from station.audit import AuditTampered, verify
 from station.audit.anchor import anchored_audit_key, check_station, load_certificates
 from station.errors import ConfigError, StationError, UsageError
+from station.text import printable
 
 
 @click.group("audit")
@@ -69,7 +70,8 @@ def audit_verify(ctx: click.Context, db_path: Path | None, anchor_path: Path | N
         check_station(anchored, report.checkpoint_stations)
     if expected is not None:
         _check_head(db_path, *expected)
-    click.echo(f"{db_path}: {report.summary()}")
+    # The summary can quote values read from the database, which an attacker may have edited.
+    click.echo(printable(f"{db_path}: {report.summary()}"))
 
 
 def _anchored(ctx: click.Context, db_path: Path | None, cert_path: Path | None, anchor_path: Path):

@@ -4,13 +4,15 @@ from __future__ import annotations
 import json
 
 from station.conformance.runner import CaseResult
+from station.text import printable
 
 _HEADERS = ("case", "result", "duration", "reason")
 
 
 def table(results: list[CaseResult]) -> str:
     """A fixed-width table, one row per case, then a one-line summary."""
-    rows = [(r.case, r.outcome.upper(), f"{r.seconds:.2f} s", r.reason) for r in results]
+    # A reason can quote what the board sent: escaped, so a board cannot paint the terminal.
+    rows = [(r.case, r.outcome.upper(), f"{r.seconds:.2f} s", printable(r.reason)) for r in results]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
               for i, h in enumerate(_HEADERS)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(_HEADERS, widths)).rstrip(),

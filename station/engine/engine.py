@@ -21,6 +21,7 @@ from station.engine.events import (BatchCounterChanged, BatchFinished, BatchStar
                                    DevicePassed, Event, IssuanceHalted, SlotStateChanged)
 from station.engine.pipeline import DevicePipeline, Outcome, StepFailed
 from station.errors import PolicyRefusal, StationError
+from station.identifiers import LABEL
 
 
 @dataclass
@@ -116,7 +117,12 @@ class Engine:
             return self._commands.setdefault(slot, _SlotCommands())
 
     def bind_label(self, slot: str, label: str) -> None:
-        """A label was scanned for `slot`."""
+        """A label was scanned for `slot`. A label outside the profile's alphabet is refused
+        here (PolicyRefusal "label-invalid"), as the scan arrives, not later at keygen; the
+        slot keeps waiting for a good one."""
+        problem = LABEL.problem(label)
+        if problem:
+            raise PolicyRefusal("label-invalid", problem)
         commands = self._slot(slot)
         with commands.changed:
             commands.label = label

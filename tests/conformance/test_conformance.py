@@ -126,3 +126,12 @@ def test_a_locked_board_is_reported_once_as_untestable(tmp_path):
     assert "is locked" in str(exc.value) and "cannot test it" in str(exc.value)
     assert_clean_failure(result, 3, "is locked", "cannot test it")
     assert result.stdout == ""  # no table of 14 failures: one line says why
+
+
+def test_the_table_escapes_what_a_board_sent():
+    from station.conformance.report import table
+    from station.conformance.runner import CaseResult
+
+    shown = table([CaseResult("hello", "fail", "device answered '\x1b[32mOK\x1b[0m\nPASS'", 0.1)])
+    assert "\x1b" not in shown and "\\x1b[32mOK" in shown
+    assert len(shown.splitlines()) == 4  # header, rule, one row, summary: no forged line

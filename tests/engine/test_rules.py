@@ -7,10 +7,13 @@ import io
 import sqlite3
 import threading
 
+import pytest
+
 from station.boot import open_station
 from station.engine.batch import Batch, Manifest
 from station.engine.engine import Engine
 from station.engine.events import DeviceFailed, DevicePassed, SlotStateChanged
+from station.errors import PolicyRefusal
 from station.headless import run_batch
 from station.sim import SimulatedLine
 from tests.engine.conftest import MODEL, write_manifest
@@ -107,6 +110,11 @@ def test_scanned_label_binds_the_device_in_its_slot(engine_config, tmp_path):
         engine.start()
         engine.attach("S3", line.ports[0])
         assert waiting.wait(10), "the slot must wait for a scan"
+        # A scan outside the label alphabet is refused as it arrives; the slot keeps waiting.
+        for bad in ("SCAN-002\n", "SCAN 002", "\x1b[31mSCAN", ""):
+            with pytest.raises(PolicyRefusal) as refused:
+                engine.bind_label("S3", bad)
+            assert refused.value.code == "label-invalid"
         engine.bind_label("S3", "SCAN-002")
         engine.finish()
     passed = [e for e in events if isinstance(e, DevicePassed)]
