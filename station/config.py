@@ -9,6 +9,7 @@ The PIN is not configuration: only *where* it comes from is (see station/pin.py)
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,7 @@ class StationConfig:
     policy: PolicyConfig
     audit: AuditConfig
     line: LineConfig = field(default_factory=LineConfig)
+    discovery: DiscoveryConfig = field(default_factory=lambda: DiscoveryConfig())
     sha256: str = field(default="")
     """SHA-256 of station.toml as read: logged at start so QA can tell what ran."""
 
@@ -185,6 +187,67 @@ class _Reader:
         if self.table:
             unknown = ", ".join(sorted(self.table))
             raise ConfigError(f"{self.where('')}: unknown key(s) {unknown}")
+
+
+# -- [discovery]: which USB serial devices the station takes, and in which slot ----------------
+# One block: the model, its defaults and its reader. station/discovery/ uses it for matching,
+# for the slot map and for the udev rules it generates (so rules and config cannot drift).
+
+_USB_ID = re.compile(r"^[0-9a-f]{4}:([0-9a-f]{4}|\*)$")
+_SLOT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    allow: tuple[str, ...] = ()
+    """USB "vendor:product" ids (4 hex digits each, as lsusb prints them; product may be "*")
+    of the devices the station may provision. Empty: no device is taken."""
+    serial_patterns: tuple[str, ...] = ()
+    """Optional shell-style patterns (fnmatch: * ? [..]) for the USB serial number; when given,
+    an allowlisted device must match one of them, and a device without a serial is ignored."""
+    slots: dict[str, str] = field(default_factory=dict)
+    """Slot name -> physical USB port (udev's ID_PATH, e.g. "pci-0000:00:14.0-usb-0:1:1.0").
+    A device on a port not listed here is ignored. `station slots learn` writes this table."""
+    group: str = "dialout"
+    """Group that owns the device nodes of allowlisted devices (udev rules; mode 0660)."""
+    poll_interval: float = 1.0
+    """Seconds between enumerations when no udev daemon runs (containers, minimal systems)."""
+
+    def slot_for(self, id_path: str | None) -> str | None:
+        for slot, path in self.slots.items():
+            if path == id_path:
+                return slot
+        return None
+
+
+def _read_discovery(path: Path, doc: dict) -> DiscoveryConfig:
+    d = _Reader(path, "discovery", doc.get("discovery", {}))
+    allow = d.get("allow", list, [], expected='a list of "vendor:product" USB ids')
+    for item in allow:
+        if not isinstance(item, str) or not _USB_ID.match(item.lower()):
+            d.fail("allow", '"vendor:product" USB ids of 4 hex digits each (product may be "*")', item)
+    patterns = d.get("serial_patterns", list, [], expected="a list of serial-number patterns")
+    for item in patterns:
+        if not isinstance(item, str) or not item or '"' in item or "|" in item:
+            # the udev rules carry the patterns too, where " ends the value and | separates
+            d.fail("serial_patterns", 'non-empty pattern strings without " or |', item)
+    slots = d.get("slots", dict, {}, expected='a table of slot = "ID_PATH"')
+    for slot, port_path in slots.items():
+        if not _SLOT_NAME.match(slot):
+            d.fail(f"slots.{slot}", "a slot name of letters, digits, - and _ (at most 32)", slot)
+        if not isinstance(port_path, str) or not port_path or '"' in port_path:
+            d.fail(f"slots.{slot}", "a physical port path (udev ID_PATH string)", port_path)
+    if len(set(slots.values())) != len(slots):
+        d.fail("slots", "a different physical port for every slot", slots)
+    group = d.text("group", "dialout")
+    if not _SLOT_NAME.match(group):
+        d.fail("group", "a Linux group name", group)
+    interval = float(d.get("poll_interval", (int, float), 1.0, expected="a number of seconds"))
+    if not 0.05 <= interval <= 60:
+        d.fail("poll_interval", "a number of seconds from 0.05 to 60", interval)
+    d.done()
+    return DiscoveryConfig(allow=tuple(i.lower() for i in allow), serial_patterns=tuple(patterns),
+                           slots=dict(slots), group=group, poll_interval=interval)
 
 
 def load_config(path: Path | str) -> StationConfig:
@@ -293,8 +356,9 @@ def load_config(path: Path | str) -> StationConfig:
         ln.fail("timeout_scale", "a number from 0.1 to 20", line.timeout_scale)
     ln.done()
 
-    unknown = set(doc) - {"station", "hsm", "ca", "profile", "policy", "audit", "line"}
+    discovery = _read_discovery(path, doc)
+    unknown = set(doc) - {"station", "hsm", "ca", "profile", "policy", "audit", "line", "discovery"}
     if unknown:
         raise ConfigError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}")
     return StationConfig(path=path, station_id=station_id, hsm=hsm, ca=ca, profile=profile, policy=policy,
-                         audit=audit, line=line, sha256=hashlib.sha256(raw).hexdigest())
+                         audit=audit, line=line, discovery=discovery, sha256=hashlib.sha256(raw).hexdigest())
