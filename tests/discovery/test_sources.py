@@ -1,0 +1,78 @@
+"""The engine does not know which source feeds it: the simulator source (real pseudo-terminals)
+plugs devices into slots and pulls them out, and the static source reports configured ports."""
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import threading
+import time
+
+from station.boot import open_station
+from station.discovery.feed import start_feed
+from station.discovery.simulated import SimulatorSource
+from station.discovery.static import StaticSource
+from station.engine.batch import Batch
+from station.engine.engine import Engine
+from station.engine.events import DeviceFailed, DevicePassed, StepStarted
+from station.sim import SimulatedLine
+
+
+def _wait(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_simulator_source_plug_pull_mid_write_replug(station_config, tmp_path):
+    cfg = dataclasses.replace(station_config, audit=dataclasses.replace(station_config.audit,
+                                                                        database=tmp_path / "audit.db"))
+    line_cfg = dataclasses.replace(cfg.line, label_source="device-id", timeout_scale=0.25)
+    events = []
+    with SimulatedLine(2, tmp_path / "devices", keygen_ms=20, model="SIM-1") as line, open_station(cfg) as station:
+        source = SimulatorSource(line, ["S1", "S2"], plugged=False)
+        engine = Engine(station, Batch(batch_id="WO-SIM", model="SIM-1", operator="op-1"), line_cfg,
+                        driver_opts={"timeout_scale": 0.25})
+        engine.bus.subscribe(events.append)
+        first = line.devices[0].device_id
+        pulled = []
+
+        def pull_when_writing(event):  # on the slot's worker: the port vanishes as write begins
+            if isinstance(event, StepStarted) and event.step == "write" and event.device_id == first and not pulled:
+                pulled.append(event)
+                source.unplug(0)
+        engine.bus.subscribe(pull_when_writing)
+        engine.start()
+        stop = threading.Event()
+        feeder = start_feed(source, engine, stop)
+        source.plug(0)
+        source.plug(1)
+        outcomes = lambda: [e for e in events if isinstance(e, (DevicePassed, DeviceFailed))]  # noqa: E731
+        _wait(lambda: len(outcomes()) == 2)
+        source.plug(0)  # replugged: provisioned cleanly
+        _wait(lambda: len(outcomes()) == 3)
+        engine.stop()
+        engine.finish()
+        stop.set()
+        feeder.join(5)
+    got = [(type(e).__name__, e.slot, getattr(e, "reason", None)) for e in outcomes()]
+    assert sorted(got[:2]) == [("DeviceFailed", "S1", "device removed during write"), ("DevicePassed", "S2", None)]
+    assert got[2] == ("DevicePassed", "S1", None)
+    with sqlite3.connect(tmp_path / "audit.db") as db:
+        statuses = [r[0] for r in db.execute("select status from certificates where device_id = ? "
+                                             "order by reserved_at", (first,))]
+    assert statuses[-1] == "verified" and len(statuses) == 2
+
+
+def test_static_source_reports_each_configured_port_once():
+    source = StaticSource({"S1": "socket://127.0.0.1:7001", "S2": "/dev/ttyUSB9"})
+    seen, stop = [], threading.Event()
+    sink = type("Sink", (), {"device_attached": lambda self, d: seen.append((d.slot, d.port)),
+                             "device_detached": lambda self, d: seen.append(("gone", d.slot))})()
+    thread = threading.Thread(target=source.watch, args=(sink, stop))
+    thread.start()
+    _wait(lambda: len(seen) == 2)
+    stop.set()
+    thread.join()
+    assert seen == [("S1", "socket://127.0.0.1:7001"), ("S2", "/dev/ttyUSB9")]
+    assert [d.ignored for d in source.present()] == [None, None]
