@@ -90,6 +90,9 @@ def link_system_gi(py: Path) -> None:
     directory holding one symlink to the system `gi` is put on the venv's path with a .pth
     file. Its compiled module only loads into the same Python minor version, so the link is
     made only when the system `gi` has a module built for the venv's version."""
+    holder = VENV / "system-gi"
+    if (holder / "gi").is_symlink() and any(VENV.glob("lib/python3*/site-packages/system-gi.pth")):
+        return  # linked on an earlier run
     tag = subprocess.run([str(py), "-c", "import sys; print(f'cpython-{sys.version_info[0]}{sys.version_info[1]}')"],
                          check=True, capture_output=True, text=True).stdout.strip()
     site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -101,7 +104,6 @@ def link_system_gi(py: Path) -> None:
                 f"fail until `gi` is importable in .venv (e.g. pip install 'PyGObject<3.51' with "
                 f"libgirepository1.0-dev and libcairo2-dev installed)")
         return
-    holder = VENV / "system-gi"
     holder.mkdir(exist_ok=True)
     link = holder / "gi"
     if not link.is_symlink():

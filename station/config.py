@@ -113,7 +113,7 @@ class LineConfig:
     """The product this line makes; `station run --model` overrides it."""
     ports: dict[str, str] = field(default_factory=dict)
     """Fixture slots and their ports, e.g. {S1 = "/dev/serial/by-path/...", S2 = "..."}; used by
-    `station run` when no --port is given (until USB discovery assigns them)."""
+    `station run` when no --port is given. USB devices found by udev use [discovery] instead."""
     anchors: Path | None = None
     """PEM bundle of server trust anchors (e.g. Amazon Root CA 1) written and committed on every
     device with its certificate and chain; their fingerprints are recorded in the audit."""
