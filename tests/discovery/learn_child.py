@@ -24,18 +24,22 @@ def main(config_path: str) -> None:
     MockedUsbDevice(testbed, "usb-cp210x-unmapped.umockdev").plug()
     # The operator's hands: the Espressif board goes into the first slot asked for, the Nordic
     # one into the second (on USB ports 2 and 1: slot numbers need not follow port numbers).
-    boards = [MockedUsbDevice(testbed, "usb-espressif-slot2.umockdev"),
-              MockedUsbDevice(testbed, "usb-nordic-slot1.umockdev")]
-    in_hand = list(boards)
+    in_hand = [MockedUsbDevice(testbed, "usb-espressif-slot2.umockdev"),
+               MockedUsbDevice(testbed, "usb-nordic-slot1.umockdev")]
+    plugged: list[MockedUsbDevice] = []
+    done: list[threading.Thread] = []
 
     def operator(message: str) -> None:
         print(message, flush=True)
         if message.startswith("plug a device into"):
-            threading.Timer(0.2, in_hand.pop(0).plug).start()
+            board = in_hand.pop(0)
+            plugged.append(board)
+            done.append(threading.Timer(0.2, board.plug))
         elif message.endswith("unplug it"):
-            board = next(b for b in boards if b.fd is not None and b not in in_hand)
-            in_hand.append(board)  # bookkeeping only: it is not plugged again
-            threading.Timer(0.2, board.unplug).start()
+            # The station may see the board before plug() returned: finish plugging first.
+            done[-1].join()
+            done.append(threading.Timer(0.2, plugged.pop().unplug))
+        done[-1].start()
 
     source = UdevSource(discovery)
     slots = learn_slots(source.present, discovery, ["slot1", "slot2"], tell=operator, timeout_s=20)
