@@ -13,10 +13,11 @@ from station.sim import SimulatedLine
 
 
 class SimulatorSource(DeviceSource):
-    """Device i of `line` sits in slot `slots[i]` (default S1, S2, ...). `plug(i)` starts it
-    (a replug comes back on a new pty with its flash kept), `unplug(i)` pulls it out."""
+    """Device i of `line` sits in slot `slots[i]` (default S1, S2, ...; None: a port that is no
+    slot, so the device is ignored). `plug(i)` starts it (a replug comes back on a new pty with
+    its flash kept), `unplug(i)` pulls it out."""
 
-    def __init__(self, line: SimulatedLine, slots: list[str] | None = None, *, plugged: bool = True):
+    def __init__(self, line: SimulatedLine, slots: list[str | None] | None = None, *, plugged: bool = True):
         self.line = line
         self.slots = slots or [f"S{i + 1}" for i in range(len(line.devices))]
         self._plugged: dict[int, str] = {}  # index -> pty path while plugged
@@ -28,8 +29,10 @@ class SimulatorSource(DeviceSource):
                 self._plugged[i] = port
 
     def _device(self, index: int, port: str) -> SerialDevice:
-        return SerialDevice(port=port, key=f"sim-{index}-{port}", slot=self.slots[index],
-                            serial=self.line.devices[index].identity.device_id)
+        slot = self.slots[index]
+        return SerialDevice(port=port, key=f"sim-{index}-{port}", slot=slot,
+                            serial=self.line.devices[index].identity.device_id,
+                            ignored=None if slot else "no slot")
 
     def present(self) -> list[SerialDevice]:
         with self._lock:

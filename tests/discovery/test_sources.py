@@ -8,7 +8,7 @@ import threading
 import time
 
 from station.boot import open_station
-from station.discovery.feed import start_feed
+from station.discovery.feed import DeviceIgnored, feed_until_done, start_feed
 from station.discovery.simulated import SimulatorSource
 from station.discovery.static import StaticSource
 from station.engine.batch import Batch
@@ -76,3 +76,26 @@ def test_static_source_reports_each_configured_port_once():
     thread.join()
     assert seen == [("S1", "socket://127.0.0.1:7001"), ("S2", "/dev/ttyUSB9")]
     assert [d.ignored for d in source.present()] == [None, None]
+
+
+def test_a_hotplug_run_ends_when_the_work_order_is_done(station_config, tmp_path):
+    cfg = dataclasses.replace(station_config, audit=dataclasses.replace(station_config.audit,
+                                                                        database=tmp_path / "audit.db"))
+    line_cfg = dataclasses.replace(cfg.line, label_source="device-id", timeout_scale=0.25)
+    ignored = []
+    with SimulatedLine(3, tmp_path / "devices", keygen_ms=20, model="SIM-1") as line, open_station(cfg) as station:
+        # Device 2 sits on a port that is no slot: reported ignored, never provisioned.
+        source = SimulatorSource(line, ["S1", "S2", None], plugged=False)
+        engine = Engine(station, Batch(batch_id="WO-2", model="SIM-1", operator="op-1", expected=2), line_cfg,
+                        driver_opts={"timeout_scale": 0.25})
+        engine.bus.subscribe(lambda e: ignored.append(e) if isinstance(e, DeviceIgnored) else None)
+        engine.start()
+        for i in range(3):
+            threading.Timer(0.1 * i, source.plug, args=(i,)).start()
+        started = time.monotonic()
+        feed_until_done(engine, source)
+        engine.finish()
+        stray = line.ports[2]
+    assert time.monotonic() - started < 20
+    assert (engine.batch.passed, engine.batch.failed) == (2, 0)
+    assert [(e.port, e.reason) for e in ignored] == [(stray, "no slot")]
