@@ -6,6 +6,7 @@ import dataclasses
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 
 from station.boot import open_station
 from station.discovery.feed import DeviceIgnored, feed_until_done, start_feed
@@ -24,15 +25,21 @@ def _wait(predicate, timeout=30.0):
         time.sleep(0.02)
 
 
-def test_simulator_source_plug_pull_mid_write_replug(station_config, tmp_path):
+@contextmanager
+def _line(station_config, tmp_path, count: int, slots: list, **batch):
+    """`count` simulated devices behind a SimulatorSource and an engine on a fresh audit."""
     cfg = dataclasses.replace(station_config, audit=dataclasses.replace(station_config.audit,
                                                                         database=tmp_path / "audit.db"))
     line_cfg = dataclasses.replace(cfg.line, label_source="device-id", timeout_scale=0.25)
-    events = []
-    with SimulatedLine(2, tmp_path / "devices", keygen_ms=20, model="SIM-1") as line, open_station(cfg) as station:
-        source = SimulatorSource(line, ["S1", "S2"], plugged=False)
-        engine = Engine(station, Batch(batch_id="WO-SIM", model="SIM-1", operator="op-1"), line_cfg,
+    with SimulatedLine(count, tmp_path / "devices", keygen_ms=20, model="SIM-1") as line, open_station(cfg) as station:
+        engine = Engine(station, Batch(model="SIM-1", operator="op-1", **batch), line_cfg,
                         driver_opts={"timeout_scale": 0.25})
+        yield line, SimulatorSource(line, slots, plugged=False), engine
+
+
+def test_simulator_source_plug_pull_mid_write_replug(station_config, tmp_path):
+    events = []
+    with _line(station_config, tmp_path, 2, ["S1", "S2"], batch_id="WO-SIM") as (line, source, engine):
         engine.bus.subscribe(events.append)
         first = line.devices[0].device_id
         pulled = []
@@ -79,15 +86,9 @@ def test_static_source_reports_each_configured_port_once():
 
 
 def test_a_hotplug_run_ends_when_the_work_order_is_done(station_config, tmp_path):
-    cfg = dataclasses.replace(station_config, audit=dataclasses.replace(station_config.audit,
-                                                                        database=tmp_path / "audit.db"))
-    line_cfg = dataclasses.replace(cfg.line, label_source="device-id", timeout_scale=0.25)
     ignored = []
-    with SimulatedLine(3, tmp_path / "devices", keygen_ms=20, model="SIM-1") as line, open_station(cfg) as station:
-        # Device 2 sits on a port that is no slot: reported ignored, never provisioned.
-        source = SimulatorSource(line, ["S1", "S2", None], plugged=False)
-        engine = Engine(station, Batch(batch_id="WO-2", model="SIM-1", operator="op-1", expected=2), line_cfg,
-                        driver_opts={"timeout_scale": 0.25})
+    # Device 2 sits on a port that is no slot: reported ignored, never provisioned.
+    with _line(station_config, tmp_path, 3, ["S1", "S2", None], batch_id="WO-2", expected=2) as (line, source, engine):
         engine.bus.subscribe(lambda e: ignored.append(e) if isinstance(e, DeviceIgnored) else None)
         engine.start()
         for i in range(3):
