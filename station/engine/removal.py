@@ -59,10 +59,10 @@ class RemovalWatch:
         if presence is not None:
             presence.step = step
 
-    def was_removed(self, slot: str, exc: Exception) -> str | None:
-        """The step the slot's device was removed in, if `exc` came from its removal."""
-        presence = self._slots.get(slot)
-        if presence is None or not presence.hotplug or not isinstance(exc, DeviceLinkError):
+    @staticmethod
+    def was_removed(presence: _SlotPresence, exc: Exception) -> str | None:
+        """The step the device was removed in, if `exc` came from its removal."""
+        if not presence.hotplug or not isinstance(exc, DeviceLinkError):
             return None
         if presence.removed.is_set():
             return presence.step
@@ -71,14 +71,17 @@ class RemovalWatch:
         return None
 
     def wrap(self, slot: str, driver):
-        return _WatchedDriver(self, slot, driver)
+        """`driver` for the device attached last in `slot` (a replug gets its own presence, so
+        the old device's late failure is still judged by the old device's removal)."""
+        with self._lock:
+            return _WatchedDriver(self._slots[slot], driver)
 
 
 class _WatchedDriver:
     """The slot's driver, its link failures translated by `RemovalWatch.was_removed`."""
 
-    def __init__(self, watch: RemovalWatch, slot: str, driver):
-        self._watch, self._slot, self._driver = watch, slot, driver
+    def __init__(self, presence: _SlotPresence, driver):
+        self._presence, self._driver = presence, driver
 
     def __getattr__(self, name: str):
         attr = getattr(self._driver, name)
@@ -89,7 +92,7 @@ class _WatchedDriver:
             try:
                 return attr(*args, **kwargs)
             except DeviceLinkError as exc:
-                step = self._watch.was_removed(self._slot, exc)
+                step = RemovalWatch.was_removed(self._presence, exc)
                 if step is None:
                     raise
                 raise DeviceRemoved(step, port=exc.port) from exc
