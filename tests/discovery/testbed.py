@@ -4,9 +4,11 @@ libudev it fools). Each device is one fixtures/usb-*.umockdev file, optionally a
 reference simulator `Device` on the real pseudo-terminal umockdev makes for its tty node."""
 from __future__ import annotations
 
+import atexit
 import errno
 import os
 import select
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -24,6 +26,9 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 def new_testbed():
     """A Testbed holding the USB controller every fixture device hangs off."""
     testbed = UMockdev.Testbed.new()
+    # The Testbed removes its directory when it is finalised, which a process ending with
+    # devices still plugged in and threads around does not always reach.
+    atexit.register(shutil.rmtree, testbed.get_root_dir(), True)
     testbed.add_from_file(str(FIXTURES / "usb-controller.umockdev"))
     return testbed
 
