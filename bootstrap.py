@@ -30,7 +30,17 @@ DEBIAN_PACKAGES = {
     "softhsm2": ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
                  "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so"],
     "openssl": ["/usr/bin/openssl"],
+    # Device discovery tests (tests/discovery/): umockdev emulates USB serial devices for the
+    # real libudev; its typelib and the system's PyGObject drive hotplug from Python; udev
+    # brings udevadm and 60-serial.rules for the rules test (run in a private namespace only).
+    "umockdev": ["/usr/bin/umockdev-run"],
+    "gir1.2-umockdev-1.0": ["/usr/lib/x86_64-linux-gnu/girepository-1.0/UMockdev-1.0.typelib",
+                            "/usr/lib/aarch64-linux-gnu/girepository-1.0/UMockdev-1.0.typelib"],
+    "python3-gi": ["/usr/lib/python3/dist-packages/gi/__init__.py"],
+    "udev": ["/usr/bin/udevadm", "/bin/udevadm"],
 }
+# The system's PyGObject, made importable in .venv (see link_system_gi).
+SYSTEM_GI = Path("/usr/lib/python3/dist-packages/gi")
 
 
 def say(msg: str) -> None:
@@ -67,7 +77,39 @@ def ensure_venv() -> Path:
         subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
                         "-e", f"{ROOT}[test]"], check=True)
         STAMP.write_text(digest + "\n")
+    link_system_gi(py)
     return py
+
+
+def link_system_gi(py: Path) -> None:
+    """Let .venv import the system's `gi` (PyGObject), and nothing else of the system's
+    packages: the umockdev hotplug tests drive the mock testbed through it.
+
+    `--system-site-packages` would not do: the venv's base is often not the system python
+    (pyenv here), and it would also expose every other Debian Python package. Instead a
+    directory holding one symlink to the system `gi` is put on the venv's path with a .pth
+    file. Its compiled module only loads into the same Python minor version, so the link is
+    made only when the system `gi` has a module built for the venv's version."""
+    holder = VENV / "system-gi"
+    if (holder / "gi").is_symlink() and any(VENV.glob("lib/python3*/site-packages/system-gi.pth")):
+        return  # linked on an earlier run
+    tag = subprocess.run([str(py), "-c", "import sys; print(f'cpython-{sys.version_info[0]}{sys.version_info[1]}')"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    pth = Path(site) / "system-gi.pth"
+    if not any(SYSTEM_GI.glob(f"_gi.{tag}-*.so")):
+        if not pth.exists():
+            say(f"note: the system PyGObject has no build for {tag}; the umockdev hotplug tests will "
+                f"fail until `gi` is importable in .venv (e.g. pip install 'PyGObject<3.51' with "
+                f"libgirepository1.0-dev and libcairo2-dev installed)")
+        return
+    holder.mkdir(exist_ok=True)
+    link = holder / "gi"
+    if not link.is_symlink():
+        link.symlink_to(SYSTEM_GI)
+    if not pth.exists():
+        pth.write_text(f"{holder}\n")
 
 
 def main(argv: list[str]) -> None:

@@ -128,7 +128,7 @@ class LineConfig:
     """The product this line makes; `station run --model` overrides it."""
     ports: dict[str, str] = field(default_factory=dict)
     """Fixture slots and their ports, e.g. {S1 = "/dev/serial/by-path/...", S2 = "..."}; used by
-    `station run` when no --port is given (until USB discovery assigns them)."""
+    `station run` when no --port is given. USB devices found by udev use [discovery] instead."""
     anchors: Path | None = None
     """PEM bundle of server trust anchors (e.g. Amazon Root CA 1) written and committed on every
     device with its certificate and chain; their fingerprints are recorded in the audit."""
@@ -144,12 +144,85 @@ class StationConfig:
     policy: PolicyConfig
     audit: AuditConfig
     line: LineConfig = field(default_factory=LineConfig)
+    discovery: DiscoveryConfig = field(default_factory=lambda: DiscoveryConfig())
     sha256: str = field(default="")
     """SHA-256 of station.toml as read: logged at start so QA can tell what ran."""
 
     @property
     def base_dir(self) -> Path:
         return self.path.parent
+
+
+# -- [discovery]: which USB serial devices the station takes, and in which slot ----------------
+# One block: the model, its defaults and its reader. station/discovery/ uses it for matching,
+# for the slot map and for the udev rules it generates (so rules and config cannot drift).
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def _usb_id(text: str) -> bool:
+    """"vvvv:pppp" in lower-case hex, or "vvvv:*"."""
+    vendor, sep, product = text.partition(":")
+    return bool(sep) and len(vendor) == 4 and set(vendor) <= _HEX and (
+        product == "*" or (len(product) == 4 and set(product) <= _HEX))
+
+
+def _plain_name(text: str) -> bool:
+    """Letters, digits, - and _, at most 32: safe in a udev rule, a /dev path and a group."""
+    return 0 < len(text) <= 32 and text.isascii() and all(c.isalnum() or c in "-_" for c in text)
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    allow: tuple[str, ...] = ()
+    """USB "vendor:product" ids (4 hex digits each, as lsusb prints them; product may be "*")
+    of the devices the station may provision. Empty: no device is taken."""
+    serial_patterns: tuple[str, ...] = ()
+    """Optional shell-style patterns (fnmatch: * ? [..]) for the USB serial number; when given,
+    an allowlisted device must match one of them, and a device without a serial is ignored."""
+    slots: dict[str, str] = field(default_factory=dict)
+    """Slot name -> physical USB port (udev's ID_PATH, e.g. "pci-0000:00:14.0-usb-0:1:1.0").
+    A device on a port not listed here is ignored. `station slots learn` writes this table."""
+    group: str = "dialout"
+    """Group that owns the device nodes of allowlisted devices (udev rules; mode 0660)."""
+    poll_interval: float = 1.0
+    """Seconds between enumerations when no udev daemon runs (containers, minimal systems)."""
+
+    def slot_for(self, id_path: str | None) -> str | None:
+        for slot, path in self.slots.items():
+            if path == id_path:
+                return slot
+        return None
+
+
+def _read_discovery(path: Path, doc: dict) -> DiscoveryConfig:
+    d = _Reader(path, "discovery", doc.get("discovery", {}))
+    allow = d.get("allow", list, [], expected='a list of "vendor:product" USB ids')
+    for item in allow:
+        if not isinstance(item, str) or not _usb_id(item.lower()):
+            d.fail("allow", '"vendor:product" USB ids of 4 hex digits each (product may be "*")', item)
+    patterns = d.get("serial_patterns", list, [], expected="a list of serial-number patterns")
+    for item in patterns:
+        if not isinstance(item, str) or not item or '"' in item or "|" in item:
+            # the udev rules carry the patterns too, where " ends the value and | separates
+            d.fail("serial_patterns", 'non-empty pattern strings without " or |', item)
+    slots = d.get("slots", dict, {}, expected='a table of slot = "ID_PATH"')
+    for slot, port_path in slots.items():
+        if not _plain_name(slot):
+            d.fail(f"slots.{slot}", "a slot name of letters, digits, - and _ (at most 32)", slot)
+        if not isinstance(port_path, str) or not port_path or '"' in port_path:
+            d.fail(f"slots.{slot}", "a physical port path (udev ID_PATH string)", port_path)
+    if len(set(slots.values())) != len(slots):
+        d.fail("slots", "a different physical port for every slot", slots)
+    group = d.text("group", "dialout")
+    if not _plain_name(group):
+        d.fail("group", "a Linux group name", group)
+    interval = float(d.get("poll_interval", (int, float), 1.0, expected="a number of seconds"))
+    if not 0.05 <= interval <= 60:
+        d.fail("poll_interval", "a number of seconds from 0.05 to 60", interval)
+    d.done()
+    return DiscoveryConfig(allow=tuple(i.lower() for i in allow), serial_patterns=tuple(patterns),
+                           slots=dict(slots), group=group, poll_interval=interval)
 
 
 class _Reader:
@@ -341,8 +414,9 @@ def load_config(path: Path | str) -> StationConfig:
         ln.fail("timeout_scale", "a number from 0.1 to 20", line.timeout_scale)
     ln.done()
 
-    unknown = set(doc) - {"station", "hsm", "ca", "profile", "policy", "audit", "line"}
+    discovery = _read_discovery(path, doc)
+    unknown = set(doc) - {"station", "hsm", "ca", "profile", "policy", "audit", "line", "discovery"}
     if unknown:
         raise ConfigError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}")
     return StationConfig(path=path, station_id=station_id, hsm=hsm, ca=ca, profile=profile, policy=policy,
-                         audit=audit, line=line, sha256=hashlib.sha256(raw).hexdigest())
+                         audit=audit, line=line, discovery=discovery, sha256=hashlib.sha256(raw).hexdigest())

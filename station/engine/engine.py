@@ -18,8 +18,9 @@ from station.engine.audit_writer import AuditWriter
 from station.engine.batch import Batch
 from station.engine.bus import EventBus
 from station.engine.events import (BatchCounterChanged, BatchFinished, BatchStarted, DeviceAttached, DeviceFailed,
-                                   DevicePassed, Event, IssuanceHalted, SlotStateChanged)
+                                   DevicePassed, Event, IssuanceHalted, SlotStateChanged, StepStarted)
 from station.engine.pipeline import DevicePipeline, Outcome, StepFailed
+from station.engine.removal import RemovalWatch
 from station.errors import PolicyRefusal, StationError
 from station.identifiers import LABEL
 
@@ -56,6 +57,7 @@ class Engine:
         # Read once, before any device: a bad bundle stops the start, not a device mid-batch.
         self.anchors = load_anchors(line.anchors) if line.anchors else None
         self._threads: list[threading.Thread] = []
+        self._presence = RemovalWatch()  # hotplug: which slot's device was pulled out, mid-which step
         self._lock = threading.Lock()
         self.outcomes: list[Outcome] = []
 
@@ -92,6 +94,8 @@ class Engine:
     # -- events ----------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
+        if isinstance(event, StepStarted):
+            self._presence.step_started(event.slot, event.step)
         self._audit_writer.record(event)  # raises AuditWriteFailed: callers halt
         self.bus.publish(event)
 
@@ -200,12 +204,14 @@ class Engine:
 
     # -- devices ---------------------------------------------------------------------
 
-    def provision_port(self, slot: str, port: str) -> Outcome:
-        """Provision the device on `port` in this thread; never raises for a device problem."""
+    def provision_port(self, slot: str, port: str, *, hotplug: bool = False) -> Outcome:
+        """Provision the device on `port` in this thread; never raises for a device problem.
+        `hotplug`: a device source reports this device's removal (`detach`)."""
+        self._presence.attached(slot, hotplug=hotplug)
         self.emit(DeviceAttached(slot=slot, port=port))  # which fixture port: chain of custody
         self.bus.publish(SlotStateChanged(slot=slot, state="busy"))
         try:
-            driver = open_driver(self.line.family, port, **self.driver_opts)
+            driver = self._presence.wrap(slot, open_driver(self.line.family, port, **self.driver_opts))
         except StationError as exc:
             outcome = Outcome(slot=slot, port=port, passed=False, step="open", reason=str(exc))
             self.emit(DeviceFailed(slot=slot, device_id=None, step="open", reason=str(exc),
@@ -220,9 +226,11 @@ class Engine:
         self._count(outcome)
         return outcome
 
-    def attach(self, slot: str, port: str) -> threading.Thread:
-        """A device appeared in `slot`: provision it on a worker thread."""
-        thread = threading.Thread(target=self._guarded, args=(slot, [port]), name=f"slot-{slot}", daemon=True)
+    def attach(self, slot: str, port: str, *, hotplug: bool = False) -> threading.Thread:
+        """A device appeared in `slot`: provision it on a worker thread. `hotplug`: its source
+        will call `detach` when it is pulled out."""
+        thread = threading.Thread(target=self._guarded, args=(slot, [port], hotplug), name=f"slot-{slot}",
+                                  daemon=True)
         with self._lock:
             self._threads.append(thread)
         thread.start()
@@ -237,14 +245,19 @@ class Engine:
         thread.start()
         return thread
 
-    def _guarded(self, slot: str, ports: list[str]) -> None:
+    def detach(self, slot: str) -> None:
+        """The device in `slot` was pulled out: if it is mid-step, that slot ends in FAIL with
+        "device removed during <step>" (station/engine/removal.py); other slots carry on."""
+        self._presence.removed(slot)
+
+    def _guarded(self, slot: str, ports: list[str], hotplug: bool = False) -> None:
         for port in ports:
             if self.stopping or self.halted:
                 # The device stays untouched in its fixture: nothing is started that the
                 # station could not record or finish.
                 return
             try:
-                self.provision_port(slot, port)
+                self.provision_port(slot, port, hotplug=hotplug)
             except StepFailed:
                 raise
             except Exception as exc:  # an audit failure while reporting: halt, keep other slots going
