@@ -30,6 +30,9 @@ DEBIAN_PACKAGES = {
     "softhsm2": ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
                  "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so"],
     "openssl": ["/usr/bin/openssl"],
+    # The batch report test opens the HTML in the distribution's browser through Playwright
+    # (`playwright install` cannot download here, and need not).
+    "chromium": ["/usr/bin/chromium"],
 }
 
 

@@ -15,7 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from station.audit import AuditTampered, verify
 from station.audit.anchor import anchored_audit_key, check_station, load_certificates
+from station.cli.params import Identifier
 from station.errors import ConfigError, StationError, UsageError
+from station.identifiers import BATCH_ID, DEVICE_ID
 
 
 @click.group("audit")
@@ -24,6 +26,7 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.argument("bundle", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Audit database (default: [audit] database in the configuration).")
 @click.option("--trust-anchor", "anchor_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -41,9 +44,13 @@ def audit_group() -> None:
               help="An event id and hash written down earlier (a run summary's `head`): the log must "
                    "still hold exactly that event, which detects truncation after the last checkpoint.")
 @click.pass_context
-def audit_verify(ctx: click.Context, db_path: Path | None, anchor_path: Path | None, cert_path: Path | None,
-                 key_path: Path | None, skip_signatures: bool, expect_head: str | None) -> None:
-    """Check the hash chain, every checkpoint signature and the certificates table."""
+def audit_verify(ctx: click.Context, bundle: Path | None, db_path: Path | None, anchor_path: Path | None,
+                 cert_path: Path | None, key_path: Path | None, skip_signatures: bool, expect_head: str | None) -> None:
+    """Check the hash chain, every checkpoint signature and the certificates table; or, given
+    BUNDLE (from `station audit export --format bundle`), check that bundle offline."""
+    if bundle is not None:
+        _verify_bundle(bundle, anchor_path, db_path or cert_path or key_path or skip_signatures or expect_head)
+        return
     if skip_signatures and (key_path or anchor_path or cert_path):
         raise UsageError("--skip-signatures excludes --public-key, --certificate and --trust-anchor")
     if key_path is not None and (anchor_path or cert_path):
@@ -70,6 +77,19 @@ def audit_verify(ctx: click.Context, db_path: Path | None, anchor_path: Path | N
     if expected is not None:
         _check_head(db_path, *expected)
     click.echo(f"{db_path}: {report.summary()}")
+
+
+def _verify_bundle(bundle: Path, anchor_path: Path | None, other_options) -> None:
+    """Offline: no configuration, token or database is read."""
+    from station.audit.bundle_verify import verify_bundle
+
+    if anchor_path is None or other_options:
+        raise UsageError("a bundle is verified with --trust-anchor ROOT.pem alone (its audit certificate, chain "
+                         "and events are inside it)")
+    anchors = load_certificates(anchor_path, "trust anchor")
+    if len(anchors) != 1:
+        raise UsageError(f"{anchor_path}: give exactly one trust anchor certificate, not {len(anchors)}")
+    click.echo(verify_bundle(bundle, anchors[0]).summary())
 
 
 def _anchored(ctx: click.Context, db_path: Path | None, cert_path: Path | None, anchor_path: Path):
@@ -184,3 +204,96 @@ def _load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
         raise UsageError(f"{path}: the audit key must be an EC key, not "
                          f"{type(key).__name__.removeprefix('_')}")
     return key
+
+
+@audit_group.command("export")
+@click.option("--batch", default=None, type=Identifier(BATCH_ID), help="Every event of this work order.")
+@click.option("--since", default=None, metavar="DATE", help="Events from this date or ISO 8601 time (UTC).")
+@click.option("--until", default=None, metavar="DATE", help="With --since: events before this time (a bare date "
+                                                              "includes that day).")
+@click.option("--device", default=None, type=Identifier(DEVICE_ID), help="Every event of this device.")
+@click.option("--revocations", is_flag=True, help="List the certificates to revoke (undelivered, unknown, "
+                                                  "superseded, revoked) with their AWS certificate ids.")
+@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "jsonl", "bundle", "json"]),
+              help="csv: one row per device; jsonl: every event with its chain fields; bundle: a signed zip "
+                   "for offline verification; json/csv with --revocations.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output file.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Audit database (default: [audit] database in the configuration; not with bundle).")
+@click.pass_context
+def audit_export(ctx: click.Context, batch, since, until, device, revocations: bool, fmt: str, out: Path,
+                 db_path: Path | None) -> None:
+    """Export the audit for QA: a batch, a date range or a device (docs/audit.md, "QA export")."""
+    from station.audit import export
+    from station.audit.export_selection import Selection, parse_moment
+
+    if revocations:
+        if batch or since or until or device or fmt not in ("csv", "json"):
+            raise UsageError("--revocations lists every certificate to revoke: give --format csv or json and no "
+                             "selection")
+        from station.audit.export_revocations import write_revocations
+
+        count = write_revocations(db_path or _config(ctx).audit.database, out, fmt)
+        click.echo(f"wrote {count} certificate(s) to revoke to {out}")
+        return
+    if fmt == "json":
+        raise UsageError("--format json is for --revocations; events are exported as jsonl")
+    selection = Selection(batch=batch, device=device,
+                          since=parse_moment(since, "--since") if since else None,
+                          until=parse_moment(until, "--until", end_of_day=True) if until else None)
+    if fmt == "bundle":
+        if db_path is not None:
+            raise UsageError("--db is not for bundles: the bundle is signed with the station's audit key, so it "
+                             "is made from the station's configuration")
+        written = _export_bundle(_config(ctx), selection, out)
+        click.echo(f"wrote {out}: {written.events} events ({written.selected} selected), {written.checkpoints} "
+                   f"checkpoint(s), {written.certificates} certificate(s); manifest sha256 {written.manifest_sha256}")
+        return
+    db_path = db_path or _config(ctx).audit.database
+    if fmt == "csv":
+        click.echo(f"wrote {export.write_csv(db_path, selection, out)} device(s) to {out}")
+    else:
+        click.echo(f"wrote {export.write_jsonl(db_path, selection, out)} event(s) to {out}")
+
+
+def _config(ctx: click.Context):
+    from station.config import load_config
+
+    return load_config(ctx.obj.config_path())
+
+
+def _export_bundle(cfg, selection, out: Path):
+    """Sign the bundle's manifest with the audit key in the token, writing a checkpoint first
+    if none covers the selection yet."""
+    from hsm.signer import HsmEcPrivateKey
+    from station.audit import AuditDB
+    from station.audit.bundle import NotCovered, write_bundle
+    from station.audit.export_selection import reading
+    from station.audit.bundle import event_range
+    from station.boot import open_token
+
+    if cfg.audit.certificate is None:
+        raise ConfigError(f"{cfg.path}: [audit] certificate is not set: a bundle carries the audit certificate so "
+                          "that QA can check it up to a root (run `station ca import`, or re-create the station)")
+    try:
+        audit_pem, chain_pem = cfg.audit.certificate.read_bytes(), cfg.ca.chain.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    with open_token(cfg) as token:
+        if not token.has_key(cfg.hsm.audit_key_label):
+            raise ConfigError(f"no audit key {cfg.hsm.audit_key_label!r} on token {cfg.hsm.token_label!r}: the "
+                              "bundle's manifest is signed with it")
+        signer = HsmEcPrivateKey(token, cfg.hsm.audit_key_label)
+        with AuditDB.open(cfg.audit.database, station_id=cfg.station_id,
+                          checkpoint_every=cfg.audit.checkpoint_every) as audit:
+            try:
+                with reading(cfg.audit.database) as conn:
+                    event_range(conn, selection)
+            except NotCovered:
+                audit.set_checkpoint_signer(signer)
+                audit.checkpoint()
+            written = write_bundle(cfg.audit.database, selection, out, signer=signer,
+                                   audit_certificate_pem=audit_pem, ca_chain_pem=chain_pem)
+            audit.log_event("audit-exported", operator="cli", data={
+                "format": "bundle", "selection": selection.describe(), "manifest_sha256": written.manifest_sha256})
+    return written
