@@ -101,55 +101,74 @@ def verify_bundle(path: Path, anchor: x509.Certificate) -> BundleReport:
         raise _tampered(name, "is not in the signed manifest (added?)")
     contents = {}
     for name, digest in sorted(listed.items()):
+        if name == b.EVENTS:
+            continue  # streamed below: it is the one large member
         data = bundle.read(name)
         if hashlib.sha256(data).hexdigest() != digest:
             raise _tampered(name, "SHA-256 does not match the signed manifest (modified?)")
         if not name.startswith(b.CERTIFICATES):
             contents[name] = data
-    issued = _check_events(contents[b.EVENTS], manifest, report)
-    _check_checkpoints(contents[b.CHECKPOINTS], issued.pop("__hashes__"), manifest, anchored, report)
+    if b.EVENTS not in listed or b.CHECKPOINTS not in listed:
+        raise _tampered(b.MANIFEST, f"does not list {b.EVENTS} and {b.CHECKPOINTS}")
+    checkpoints = [json.loads(line) for line in contents[b.CHECKPOINTS].decode("utf-8").splitlines()]
+    wanted = {c["last_event_id"] for c in checkpoints} | {c["last_event_id"] + 1 for c in checkpoints}
+    issued, covered = _check_events(bundle, listed[b.EVENTS], manifest, wanted, report)
+    _check_checkpoints(checkpoints, covered, manifest, anchored, report)
     _check_certificates(bundle, listed, issued, contents[b.CA_CHAIN], anchor, report)
     return report
 
 
-def _check_events(data: bytes, manifest: dict, report: BundleReport) -> dict:
-    """The chain of events.jsonl; returns {serial: pem} of the selection's issued certificates
-    and, under "__hashes__", {event id: (hash, kind, data)} for the checkpoint checks."""
+def _check_events(bundle: _Bundle, digest: str, manifest: dict, wanted: set, report: BundleReport):
+    """Stream events.jsonl: its SHA-256 against the manifest and the chain. Returns ({serial:
+    (event id, SHA-256 of the PEM)} of the selection's issued certificates, {event id: (hash,
+    kind, data)} of the events the checkpoints name)."""
     first, last = manifest["events"]["first"], manifest["events"]["last"]
-    issued, hashes_by_id = {}, {}
+    issued, covered = {}, {}
     expected_id, prev_hash = first, None
-    for line in data.decode("utf-8").splitlines():
-        row = json.loads(line)
-        eid = row["id"]
-        if eid != expected_id:
-            raise _tampered(b.EVENTS, f"event {expected_id} missing: the chain jumps to {eid} (removed?)")
-        if event_hash(row) != row["hash"]:
-            raise _tampered(b.EVENTS, f"event {eid}: hash does not match its content (edited?)")
-        if prev_hash is not None and row["prev_hash"] != prev_hash:
-            raise _tampered(b.EVENTS, f"event {eid}: prev_hash is not the hash of event {eid - 1} (replaced?)")
-        if row["station_id"] != manifest["station_id"]:
-            raise _tampered(b.EVENTS, f"event {eid}: recorded by station {row['station_id']!r}, the bundle is "
-                            f"for {manifest['station_id']!r}")
-        event_data = json.loads(row["data"])
-        hashes_by_id[eid] = (row["hash"], row["kind"], event_data)
-        if row["selected"]:
-            report.selected += 1
-            if row["kind"] == "certificate-issued":
-                issued[event_data["serial"]] = (eid, event_data["cert_pem"])
-        expected_id, prev_hash = eid + 1, row["hash"]
+    hasher = hashlib.sha256()
+    try:
+        with bundle.zf.open(b.EVENTS) as member:
+            for raw in member:
+                hasher.update(raw)
+                row = json.loads(raw)
+                eid = row["id"]
+                if eid != expected_id:
+                    raise _tampered(b.EVENTS, f"event {expected_id} missing: the chain jumps to {eid} (removed?)")
+                if event_hash(row) != row["hash"]:
+                    raise _tampered(b.EVENTS, f"event {eid}: hash does not match its content (edited?)")
+                if prev_hash is not None and row["prev_hash"] != prev_hash:
+                    raise _tampered(b.EVENTS, f"event {eid}: prev_hash is not the hash of event {eid - 1} "
+                                    "(replaced?)")
+                if row["station_id"] != manifest["station_id"]:
+                    raise _tampered(b.EVENTS, f"event {eid}: recorded by station {row['station_id']!r}, the "
+                                    f"bundle is for {manifest['station_id']!r}")
+                if eid in wanted or (row["selected"] and row["kind"] == "certificate-issued"):
+                    data = json.loads(row["data"])
+                    if eid in wanted:
+                        covered[eid] = (row["hash"], row["kind"], data)
+                    if row["selected"] and row["kind"] == "certificate-issued":
+                        issued[data["serial"]] = (eid, hashlib.sha256(data["cert_pem"].encode()).hexdigest())
+                report.selected += bool(row["selected"])
+                expected_id, prev_hash = eid + 1, row["hash"]
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise _tampered(b.EVENTS, f"damaged ({exc})") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        if hasher.hexdigest() != digest:  # the bytes were changed: say that, not what broke
+            raise _tampered(b.EVENTS, "SHA-256 does not match the signed manifest (modified?)") from None
+        raise _tampered(b.EVENTS, f"unreadable event line ({type(exc).__name__}: {exc})") from None
+    if hasher.hexdigest() != digest:
+        raise _tampered(b.EVENTS, "SHA-256 does not match the signed manifest (modified?)")
     if expected_id != last + 1:
         raise _tampered(b.EVENTS, f"ends at event {expected_id - 1}, the manifest says {last} (truncated?)")
     if report.selected != manifest["events"]["selected"]:
         raise _tampered(b.EVENTS, f"{report.selected} events selected, the manifest says "
                         f"{manifest['events']['selected']}")
     report.events = last - first + 1
-    issued["__hashes__"] = hashes_by_id
-    return issued
+    return issued, covered
 
 
-def _check_checkpoints(data: bytes, events: dict, manifest: dict, anchored: AnchoredKey,
+def _check_checkpoints(rows: list, events: dict, manifest: dict, anchored: AnchoredKey,
                        report: BundleReport) -> None:
-    rows = [json.loads(line) for line in data.decode("utf-8").splitlines()]
     if not rows or rows[-1]["last_event_id"] + 1 != manifest["events"]["last"]:
         raise _tampered(b.CHECKPOINTS, "no checkpoint covers the last event of the bundle (removed?)")
     key_id = cp.key_id(anchored.public_key)
@@ -180,7 +199,7 @@ def _check_certificates(bundle: _Bundle, listed: dict, issued: dict, chain_pem: 
     for name in sorted(present):
         data = bundle.read(name)
         serial = name[len(b.CERTIFICATES):].removesuffix(".pem")
-        if serial not in issued or issued[serial][1].encode() != data:
+        if serial not in issued or issued[serial][1] != hashlib.sha256(data).hexdigest():
             raise _tampered(name, "is not accounted for by a certificate-issued event of the selection (swapped?)")
         try:
             cert = x509.load_pem_x509_certificate(data)
