@@ -60,3 +60,25 @@ def aws_registration_config(ctx: click.Context, role_arn: str, topic_prefix: str
     `aws iot register-ca-certificate --allow-auto-registration`."""
     _write_json(out, registration_config(_template(ctx, topic_prefix, region, account), role_arn))
     click.echo(f"wrote {out}; register the issuing CA as docs/jitp.md shows")
+
+
+@aws_group.command("register-ca")
+@click.option("--role-arn", required=True, help="IAM role AWS IoT assumes to provision (JITP).")
+@click.option("--aws-region", "aws_region", default=None, help="AWS region to register in (default: boto3's).")
+@_prefix
+@_region
+@_account
+@click.pass_context
+def aws_register_ca(ctx: click.Context, role_arn: str, aws_region: str | None, topic_prefix: str, region: str,
+                    account: str) -> None:
+    """Register the issuing CA with AWS IoT through boto3 (the optional `aws` extra): verification
+    certificate signed through the token, auto-registration on, the JITP template attached."""
+    from station.aws.register import iot_client, register_ca
+    from station.boot import open_station
+
+    config = registration_config(_template(ctx, topic_prefix, region, account), role_arn)
+    client = iot_client(aws_region)
+    code = client.get_registration_code()["registrationCode"]
+    with open_station(load_config(ctx.obj.config_path())) as station:
+        result = register_ca(client, station, config, code)
+    click.echo(f"registered the issuing CA: {result['certificateId']} ({result['certificateArn']})")
