@@ -1,7 +1,8 @@
 """QA export fixtures: one real line run per module (the session's SoftHSM2 token and CA, a
 fresh SQLite audit, simulated devices on real pseudo-terminals), with the outcomes QA must see:
-passes, a CSR refusal, an undelivered certificate, one superseded by re-provisioning, and a
-COMMIT whose outcome is unknown. CLI runs get a station.toml pointing at that audit."""
+passes, a CSR refusal, an undelivered certificate, re-provisioning (after a failed COMMIT, and
+of a passed device under a supervisor's override) that supersedes, and a COMMIT whose outcome
+is unknown. CLI runs get a station.toml pointing at that audit."""
 from __future__ import annotations
 
 import dataclasses
@@ -49,11 +50,14 @@ def qa_line(station_config, tmp_path_factory) -> QaLine:
         first = run_batch(cfg, batch_id="WO-QA-1", model=MODEL, operator="op-1", manifest=manifest,
                           slots=slots_for(line.ports, 3), out=io.StringIO())
         # The device whose COMMIT failed comes back in another batch: its new certificate is
-        # delivered and the undelivered one superseded.
-        second = run_batch(cfg, batch_id="WO-QA-2", model=MODEL, operator="op-2", manifest=manifest,
-                           slots={"S1": [line.ports[1]]}, out=(out2 := io.StringIO()))
+        # delivered and the undelivered one superseded. A device that passed is re-provisioned
+        # there too, with a supervisor's override (its first certificate superseded as well).
+        supervised = dataclasses.replace(cfg, line=dataclasses.replace(cfg.line, reprovision="supervisor"))
+        second = run_batch(supervised, batch_id="WO-QA-2", model=MODEL, operator="op-2", manifest=manifest,
+                           slots={"S1": [line.ports[1], line.ports[0]]}, supervisor_override="sup-7",
+                           out=(out2 := io.StringIO()))
         ids = [d.identity.device_id for d in line.devices]
-    assert (first.passed, first.failed, second.passed) == (2, 4, 1), out2.getvalue()
+    assert (first.passed, first.failed, second.passed) == (2, 4, 2), out2.getvalue()
     root = tmp / "root.pem"
     root.write_bytes(station_config.ca.chain.read_bytes().split(b"-----END CERTIFICATE-----\n")[1]
                      + b"-----END CERTIFICATE-----\n")

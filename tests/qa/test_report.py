@@ -46,14 +46,15 @@ def _expected(db_path: Path, batch: str) -> dict:
                                     (batch,)).fetchone()[0]}
 
 
-def test_report_in_chromium_shows_the_database_figures(qa_line, tmp_path):
+@pytest.mark.parametrize("batch, outcome", [("WO-QA-1", (4, 2, 0)), ("WO-QA-2", (0, 2, 1))])
+def test_report_in_chromium_shows_the_database_figures(qa_line, tmp_path, batch, outcome):
     from playwright.sync_api import sync_playwright
 
-    out = tmp_path / "WO-QA-1.html"
-    result = run_station("--config", qa_line.config_path, "audit", "report", "--batch", "WO-QA-1", "--out", out)
+    out = tmp_path / f"{batch}.html"
+    result = run_station("--config", qa_line.config_path, "audit", "report", "--batch", batch, "--out", out)
     assert result.returncode == 0, result.stderr
-    want = _expected(qa_line.db, "WO-QA-1")
-    assert (want["failed"], want["passed"]) == (4, 2)  # the run the fixture made
+    want = _expected(qa_line.db, batch)
+    assert (want["failed"], want["passed"], want["overrides"]) == outcome  # the runs the fixture made
 
     requests = []
     with sync_playwright() as p:
@@ -79,10 +80,10 @@ def test_report_in_chromium_shows_the_database_figures(qa_line, tmp_path):
             assert shown(f"step-median:{step}") == f"{statistics.median(values):.3f}"
         for operator, count in want["operators"].items():
             assert int(shown(f"operator:{operator}")) == count
-        assert int(shown("overrides")) == want["overrides"]
+        assert int(shown("overrides")) == want["overrides"] == page.locator('tr[data-row="override"]').count()
         assert (int(shown("head-id")), shown("head-hash")) == want["head"]
         charts = page.locator("svg[data-chart]")
-        assert charts.count() == 3 and page.locator("svg[data-chart] rect").count() > 0
+        assert charts.count() == 2 + bool(want["failures"]) and page.locator("svg[data-chart] rect").count() > 0
         assert page.locator("script").count() == 0
         browser.close()
     assert requests == [out.as_uri()], requests  # nothing fetched: no CDN, no network
@@ -90,7 +91,8 @@ def test_report_in_chromium_shows_the_database_figures(qa_line, tmp_path):
 
 def test_write_batch_report_is_a_plain_function_and_unknown_batches_are_refused(qa_line, tmp_path):
     figures = write_batch_report(qa_line.db, "WO-QA-2", tmp_path / "r.html")
-    assert (figures.devices, figures.passed) == (1, 1)
+    assert (figures.devices, figures.passed, len(figures.overrides)) == (2, 2, 1)
+    assert figures.overrides[0]["supervisor"] == "sup-7"
     assert "<script" not in (tmp_path / "r.html").read_text()
     assert_clean_failure(run_station("--config", qa_line.config_path, "audit", "report", "--batch", "WO-NOPE",
                                      "--out", tmp_path / "x.html"), 1, "no batch 'WO-NOPE'")
