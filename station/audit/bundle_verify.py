@@ -47,6 +47,9 @@ class BundleReport:
                 "anchor and are accounted for by their events")
 
 
+REQUIRED = (b.EVENTS, b.CHECKPOINTS, b.CA_CHAIN, b.AUDIT_CERTIFICATE, b.STATION, b.SUMMARY)
+
+
 def _tampered(member: str, what: str) -> AuditTampered:
     return AuditTampered(f"bundle TAMPERED: member {member}: {what}")
 
@@ -108,8 +111,11 @@ def verify_bundle(path: Path, anchor: x509.Certificate) -> BundleReport:
             raise _tampered(name, "SHA-256 does not match the signed manifest (modified?)")
         if not name.startswith(b.CERTIFICATES):
             contents[name] = data
-    if b.EVENTS not in listed or b.CHECKPOINTS not in listed:
-        raise _tampered(b.MANIFEST, f"does not list {b.EVENTS} and {b.CHECKPOINTS}")
+    for name in REQUIRED:
+        if name not in listed:
+            raise _tampered(name, f"not listed in {b.MANIFEST}")
+        if name not in bundle.names:
+            raise _tampered(name, "missing (removed?)")
     checkpoints = [json.loads(line) for line in contents[b.CHECKPOINTS].decode("utf-8").splitlines()]
     wanted = {c["last_event_id"] for c in checkpoints} | {c["last_event_id"] + 1 for c in checkpoints}
     issued, covered = _check_events(bundle, listed[b.EVENTS], manifest, wanted, report)
@@ -183,7 +189,11 @@ def _check_checkpoints(rows: list, events: dict, manifest: dict, anchored: Ancho
                 "signature_sha256") != hashlib.sha256(bytes.fromhex(row["signature"])).hexdigest():
             raise _tampered(b.CHECKPOINTS, f"checkpoint {cid}: event {last + 1} is not its record")
         report.checkpoints += 1
-    check_station(anchored, {row["station_id"] for row in rows})
+    try:
+        # The audit certificate names one station; the log and the manifest must be that one's.
+        check_station(anchored, {row["station_id"] for row in rows} | {manifest["station_id"]})
+    except AuditTampered as exc:
+        raise _tampered(b.CHECKPOINTS, str(exc)) from None
 
 
 def _check_certificates(bundle: _Bundle, listed: dict, issued: dict, chain_pem: bytes, anchor: x509.Certificate,
