@@ -23,7 +23,7 @@ from station.audit import checkpoint as cp
 from station.audit.chain import utc_timestamp
 from station.audit.export import atomic_output
 from station.audit.export_selection import EVENT_COLUMNS, Selection, reading, rows
-from station.errors import StationError
+from station.errors import ConfigError, StationError
 
 BUNDLE_FORMAT = "station-audit-bundle/1"
 MANIFEST = "MANIFEST.json"
@@ -173,3 +173,40 @@ def _summary(selection: Selection, station: dict, first: int, last: int, count: 
         "or with openssl alone: docs/audit.md, \"Checking a bundle with openssl\".",
     ]
     return "\n".join(lines) + "\n"
+
+
+def export_from_station(cfg, selection: Selection, out_path: Path) -> BundleWritten:
+    """`station audit export --format bundle`: the bundle of `selection` from the station of
+    `cfg`, its manifest signed with the audit key in the token; a checkpoint is written first if
+    none covers the selection yet, and the export is logged (`audit-exported`).
+
+    Raises: ConfigError (no audit certificate or audit key), HSM errors, and write_bundle's."""
+    from hsm.signer import HsmEcPrivateKey
+    from station.audit.database import AuditDB
+    from station.boot import open_token
+
+    if cfg.audit.certificate is None:
+        raise ConfigError(f"{cfg.path}: [audit] certificate is not set: a bundle carries the audit certificate so "
+                          "that QA can check it up to a root (run `station ca import`, or re-create the station)")
+    try:
+        audit_pem, chain_pem = cfg.audit.certificate.read_bytes(), cfg.ca.chain.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    with open_token(cfg) as token:
+        if not token.has_key(cfg.hsm.audit_key_label):
+            raise ConfigError(f"no audit key {cfg.hsm.audit_key_label!r} on token {cfg.hsm.token_label!r}: the "
+                              "bundle's manifest is signed with it")
+        signer = HsmEcPrivateKey(token, cfg.hsm.audit_key_label)
+        with AuditDB.open(cfg.audit.database, station_id=cfg.station_id,
+                          checkpoint_every=cfg.audit.checkpoint_every) as audit:
+            try:
+                with reading(cfg.audit.database) as conn:
+                    event_range(conn, selection)
+            except NotCovered:
+                audit.set_checkpoint_signer(signer)
+                audit.checkpoint()
+            written = write_bundle(cfg.audit.database, selection, out_path, signer=signer,
+                                   audit_certificate_pem=audit_pem, ca_chain_pem=chain_pem)
+            audit.log_event("audit-exported", operator="cli", data={
+                "format": "bundle", "selection": selection.describe(), "manifest_sha256": written.manifest_sha256})
+    return written

@@ -245,7 +245,9 @@ def audit_export(ctx: click.Context, batch, since, until, device, revocations: b
         if db_path is not None:
             raise UsageError("--db is not for bundles: the bundle is signed with the station's audit key, so it "
                              "is made from the station's configuration")
-        written = _export_bundle(_config(ctx), selection, out)
+        from station.audit.bundle import export_from_station
+
+        written = export_from_station(_config(ctx), selection, out)
         click.echo(f"wrote {out}: {written.events} events ({written.selected} selected), {written.checkpoints} "
                    f"checkpoint(s), {written.certificates} certificate(s); manifest sha256 {written.manifest_sha256}")
         return
@@ -260,54 +262,3 @@ def _config(ctx: click.Context):
     from station.config import load_config
 
     return load_config(ctx.obj.config_path())
-
-
-def _export_bundle(cfg, selection, out: Path):
-    """Sign the bundle's manifest with the audit key in the token, writing a checkpoint first
-    if none covers the selection yet."""
-    from hsm.signer import HsmEcPrivateKey
-    from station.audit import AuditDB
-    from station.audit.bundle import NotCovered, write_bundle
-    from station.audit.export_selection import reading
-    from station.audit.bundle import event_range
-    from station.boot import open_token
-
-    if cfg.audit.certificate is None:
-        raise ConfigError(f"{cfg.path}: [audit] certificate is not set: a bundle carries the audit certificate so "
-                          "that QA can check it up to a root (run `station ca import`, or re-create the station)")
-    try:
-        audit_pem, chain_pem = cfg.audit.certificate.read_bytes(), cfg.ca.chain.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    with open_token(cfg) as token:
-        if not token.has_key(cfg.hsm.audit_key_label):
-            raise ConfigError(f"no audit key {cfg.hsm.audit_key_label!r} on token {cfg.hsm.token_label!r}: the "
-                              "bundle's manifest is signed with it")
-        signer = HsmEcPrivateKey(token, cfg.hsm.audit_key_label)
-        with AuditDB.open(cfg.audit.database, station_id=cfg.station_id,
-                          checkpoint_every=cfg.audit.checkpoint_every) as audit:
-            try:
-                with reading(cfg.audit.database) as conn:
-                    event_range(conn, selection)
-            except NotCovered:
-                audit.set_checkpoint_signer(signer)
-                audit.checkpoint()
-            written = write_bundle(cfg.audit.database, selection, out, signer=signer,
-                                   audit_certificate_pem=audit_pem, ca_chain_pem=chain_pem)
-            audit.log_event("audit-exported", operator="cli", data={
-                "format": "bundle", "selection": selection.describe(), "manifest_sha256": written.manifest_sha256})
-    return written
-
-
-@audit_group.command("report")
-@click.option("--batch", required=True, type=Identifier(BATCH_ID), help="The work order to report on.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The HTML file to write.")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Audit database (default: [audit] database in the configuration).")
-@click.pass_context
-def audit_report(ctx: click.Context, batch: str, out: Path, db_path: Path | None) -> None:
-    """Write the batch report: one self-contained HTML file (docs/audit.md, "Batch report")."""
-    from station.audit.report import write_batch_report
-
-    figures = write_batch_report(db_path or _config(ctx).audit.database, batch, out)
-    click.echo(f"wrote {out}: {figures.devices} device(s), yield {figures.yield_percent:.1f}%")
