@@ -204,3 +204,16 @@ def test_selection_problems_are_usage_errors(qa_line, tmp_path):
     assert_clean_failure(run_station("--config", qa_line.config_path, "audit", "export", "--batch", "NOPE",
                                      "--format", "bundle", "--out", out), 1, "no audit event matches")
     assert not out.exists()
+
+
+def test_an_added_or_removed_member_is_named(qa_line, bundle, tmp_path):
+    forged = tmp_path / "more.zip"
+    _rewrite(bundle, forged, lambda name, data: data)
+    with zipfile.ZipFile(forged, "a") as zf:
+        zf.writestr("certificates/0badc0de.pem", b"-----BEGIN CERTIFICATE-----\n")
+    with pytest.raises(AuditTampered, match="member certificates/0badc0de.pem: is not in the signed manifest"):
+        verify_bundle(forged, _anchor(qa_line))
+    for member in ("station.json", "checkpoints.jsonl", "events.jsonl", "MANIFEST.sig"):
+        _rewrite(bundle, forged, lambda name, data, member=member: None if name == member else data)
+        with pytest.raises(AuditTampered, match=f"member {member}: missing"):
+            verify_bundle(forged, _anchor(qa_line))
