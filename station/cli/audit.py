@@ -262,3 +262,17 @@ def _config(ctx: click.Context):
     from station.config import load_config
 
     return load_config(ctx.obj.config_path())
+
+
+@audit_group.command("report")
+@click.option("--batch", required=True, type=Identifier(BATCH_ID), help="The work order to report on.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The HTML file to write.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Audit database (default: [audit] database in the configuration).")
+@click.pass_context
+def audit_report(ctx: click.Context, batch: str, out: Path, db_path: Path | None) -> None:
+    """Write the batch report: one self-contained HTML file (docs/audit.md, "Batch report")."""
+    from station.audit.report import write_batch_report
+
+    figures = write_batch_report(db_path or _config(ctx).audit.database, batch, out)
+    click.echo(f"wrote {out}: {figures.devices} device(s), yield {figures.yield_percent:.1f}%")
