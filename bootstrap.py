@@ -38,6 +38,9 @@ DEBIAN_PACKAGES = {
                             "/usr/lib/aarch64-linux-gnu/girepository-1.0/UMockdev-1.0.typelib"],
     "python3-gi": ["/usr/lib/python3/dist-packages/gi/__init__.py"],
     "udev": ["/usr/bin/udevadm", "/bin/udevadm"],
+    # The batch report test opens the HTML in the distribution's browser through Playwright
+    # (`playwright install` cannot download here, and need not).
+    "chromium": ["/usr/bin/chromium"],
 }
 # The system's PyGObject, made importable in .venv (see link_system_gi).
 SYSTEM_GI = Path("/usr/lib/python3/dist-packages/gi")

@@ -84,7 +84,7 @@ def verify(path: Path, audit_public_key: ec.EllipticCurvePublicKey | None = None
         raise TypeError("the audit public key must be an EC public key")
     if not path.is_file():
         raise AuditUnreadable(f"no audit database at {path}")
-    conn = _open_read_only(path)
+    conn = open_read_only(path)
     report = VerifyReport(ok=True, signatures_checked=audit_public_key is not None)
     try:
         _check(conn, path, audit_public_key, report)
@@ -98,7 +98,9 @@ def verify(path: Path, audit_public_key: ec.EllipticCurvePublicKey | None = None
     return report
 
 
-def _open_read_only(path: Path) -> sqlite3.Connection:
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the audit database at `path` (also what the exports read
+    through). Raises AuditUnreadable."""
     uri = path.resolve().as_uri()
     conn = None
     try:

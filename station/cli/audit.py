@@ -15,7 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from station.audit import AuditTampered, verify
 from station.audit.anchor import anchored_audit_key, check_station, load_certificates
+from station.cli.params import Identifier
 from station.errors import ConfigError, StationError, UsageError
+from station.identifiers import BATCH_ID, DEVICE_ID
 from station.text import printable
 
 
@@ -25,6 +27,7 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.argument("bundle", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Audit database (default: [audit] database in the configuration).")
 @click.option("--trust-anchor", "anchor_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -42,9 +45,13 @@ def audit_group() -> None:
               help="An event id and hash written down earlier (a run summary's `head`): the log must "
                    "still hold exactly that event, which detects truncation after the last checkpoint.")
 @click.pass_context
-def audit_verify(ctx: click.Context, db_path: Path | None, anchor_path: Path | None, cert_path: Path | None,
-                 key_path: Path | None, skip_signatures: bool, expect_head: str | None) -> None:
-    """Check the hash chain, every checkpoint signature and the certificates table."""
+def audit_verify(ctx: click.Context, bundle: Path | None, db_path: Path | None, anchor_path: Path | None,
+                 cert_path: Path | None, key_path: Path | None, skip_signatures: bool, expect_head: str | None) -> None:
+    """Check the hash chain, every checkpoint signature and the certificates table; or, given
+    BUNDLE (from `station audit export --format bundle`), check that bundle offline."""
+    if bundle is not None:
+        _verify_bundle(bundle, anchor_path, db_path or cert_path or key_path or skip_signatures or expect_head)
+        return
     if skip_signatures and (key_path or anchor_path or cert_path):
         raise UsageError("--skip-signatures excludes --public-key, --certificate and --trust-anchor")
     if key_path is not None and (anchor_path or cert_path):
@@ -72,6 +79,19 @@ def audit_verify(ctx: click.Context, db_path: Path | None, anchor_path: Path | N
         _check_head(db_path, *expected)
     # The summary can quote values read from the database, which an attacker may have edited.
     click.echo(printable(f"{db_path}: {report.summary()}"))
+
+
+def _verify_bundle(bundle: Path, anchor_path: Path | None, other_options) -> None:
+    """Offline: no configuration, token or database is read."""
+    from station.audit.bundle_verify import verify_bundle
+
+    if anchor_path is None or other_options:
+        raise UsageError("a bundle is verified with --trust-anchor ROOT.pem alone (its audit certificate, chain "
+                         "and events are inside it)")
+    anchors = load_certificates(anchor_path, "trust anchor")
+    if len(anchors) != 1:
+        raise UsageError(f"{anchor_path}: give exactly one trust anchor certificate, not {len(anchors)}")
+    click.echo(verify_bundle(bundle, anchors[0]).summary())
 
 
 def _anchored(ctx: click.Context, db_path: Path | None, cert_path: Path | None, anchor_path: Path):
@@ -186,3 +206,75 @@ def _load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
         raise UsageError(f"{path}: the audit key must be an EC key, not "
                          f"{type(key).__name__.removeprefix('_')}")
     return key
+
+
+@audit_group.command("export")
+@click.option("--batch", default=None, type=Identifier(BATCH_ID), help="Every event of this work order.")
+@click.option("--since", default=None, metavar="DATE", help="Events from this date or ISO 8601 time (UTC).")
+@click.option("--until", default=None, metavar="DATE", help="With --since: events before this time (a bare date "
+                                                              "includes that day).")
+@click.option("--device", default=None, type=Identifier(DEVICE_ID), help="Every event of this device.")
+@click.option("--revocations", is_flag=True, help="List the certificates to revoke (undelivered, unknown, "
+                                                  "superseded, revoked) with their AWS certificate ids.")
+@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "jsonl", "bundle", "json"]),
+              help="csv: one row per device; jsonl: every event with its chain fields; bundle: a signed zip "
+                   "for offline verification; json/csv with --revocations.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output file.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Audit database (default: [audit] database in the configuration; not with bundle).")
+@click.pass_context
+def audit_export(ctx: click.Context, batch, since, until, device, revocations: bool, fmt: str, out: Path,
+                 db_path: Path | None) -> None:
+    """Export the audit for QA: a batch, a date range or a device (docs/audit.md, "QA export")."""
+    from station.audit import export
+    from station.audit.export_selection import Selection, parse_moment
+
+    if revocations:
+        if batch or since or until or device or fmt not in ("csv", "json"):
+            raise UsageError("--revocations lists every certificate to revoke: give --format csv or json and no "
+                             "selection")
+        from station.audit.export_revocations import write_revocations
+
+        count = write_revocations(db_path or _config(ctx).audit.database, out, fmt)
+        click.echo(f"wrote {count} certificate(s) to revoke to {out}")
+        return
+    if fmt == "json":
+        raise UsageError("--format json is for --revocations; events are exported as jsonl")
+    selection = Selection(batch=batch, device=device,
+                          since=parse_moment(since, "--since") if since else None,
+                          until=parse_moment(until, "--until", end_of_day=True) if until else None)
+    if fmt == "bundle":
+        if db_path is not None:
+            raise UsageError("--db is not for bundles: the bundle is signed with the station's audit key, so it "
+                             "is made from the station's configuration")
+        from station.audit.bundle import export_from_station
+
+        written = export_from_station(_config(ctx), selection, out)
+        click.echo(f"wrote {out}: {written.events} events ({written.selected} selected), {written.checkpoints} "
+                   f"checkpoint(s), {written.certificates} certificate(s); manifest sha256 {written.manifest_sha256}")
+        return
+    db_path = db_path or _config(ctx).audit.database
+    if fmt == "csv":
+        click.echo(f"wrote {export.write_csv(db_path, selection, out)} device(s) to {out}")
+    else:
+        click.echo(f"wrote {export.write_jsonl(db_path, selection, out)} event(s) to {out}")
+
+
+def _config(ctx: click.Context):
+    from station.config import load_config
+
+    return load_config(ctx.obj.config_path())
+
+
+@audit_group.command("report")
+@click.option("--batch", required=True, type=Identifier(BATCH_ID), help="The work order to report on.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The HTML file to write.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Audit database (default: [audit] database in the configuration).")
+@click.pass_context
+def audit_report(ctx: click.Context, batch: str, out: Path, db_path: Path | None) -> None:
+    """Write the batch report: one self-contained HTML file (docs/audit.md, "Batch report")."""
+    from station.audit.report import write_batch_report
+
+    figures = write_batch_report(db_path or _config(ctx).audit.database, batch, out)
+    click.echo(f"wrote {out}: {figures.devices} device(s), yield {figures.yield_percent:.1f}%")

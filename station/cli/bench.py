@@ -32,6 +32,17 @@ def bench_manifest_command(lines: int, as_json: bool) -> None:
     _print_figures(bench_manifest(lines=lines, progress=_progress), as_json)
 
 
+@bench_group.command("export")
+@click.option("--devices", default=10_000, show_default=True, type=click.IntRange(1, 10**6),
+              help="Devices in the generated batch.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
+def bench_export_command(devices: int, as_json: bool) -> None:
+    """Seconds and peak memory of the CSV, JSON Lines and bundle exports of one large batch."""
+    from station.audit.export_bench import bench_export
+
+    _print_figures(bench_export(devices=devices, progress=_progress), as_json)
+
+
 def _progress(message: str) -> None:
     click.echo(f"... {message}", err=True)
 

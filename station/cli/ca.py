@@ -210,6 +210,24 @@ def ca_aws_verification(ctx: click.Context, registration_code: str, out: Path) -
                f"--verification-certificate file://{out}")
 
 
+@ca_group.command("crl")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the CRL (PEM).")
+@click.option("--next-update-days", default=7, show_default=True, type=click.IntRange(1, 366),
+              help="Days until the CRL's nextUpdate: publish a new one before then.")
+@click.pass_context
+def ca_crl(ctx: click.Context, out: Path, next_update_days: int) -> None:
+    """Revoke every certificate never confirmed on a device (undelivered, unknown) or replaced
+    (superseded), and write the CRL signed by the issuing CA key (docs/ca.md, "Revocation")."""
+    from station.audit.export_revocations import issue_crl
+    from station.boot import open_station
+
+    with open_station(_config(ctx)) as station:
+        number, entries = issue_crl(station, out, next_update_days=next_update_days)
+    click.echo(f"wrote CRL {number} with {entries} revoked certificate(s) to {out}; list them for AWS IoT with "
+               "`station audit export --revocations --format csv --out FILE`")
+
+
 def _write(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

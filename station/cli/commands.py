@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from station.cli.audit import audit_group
+from station.cli.aws import aws_group
 from station.cli.bench import bench_group
 from station.cli.ca import ca_group
 from station.cli.conformance import conformance
@@ -20,6 +21,7 @@ ALL.append(ca_group)
 ALL.append(issue_command)
 ALL.append(bench_group)
 ALL.append(audit_group)
+ALL.append(aws_group)
 ALL.append(run_command)
 ALL.append(demo_command)
 ALL.append(sim_command)
