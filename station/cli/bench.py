@@ -32,6 +32,37 @@ def bench_manifest_command(lines: int, as_json: bool) -> None:
     _print_figures(bench_manifest(lines=lines, progress=_progress), as_json)
 
 
+@bench_group.command("audit-write")
+@click.option("--events", default=20_000, show_default=True, type=click.IntRange(1, 10**8),
+              help="Events to log.")
+@click.option("--writers", default=16, show_default=True, type=click.IntRange(1, 1024),
+              help="Threads logging at once (each waits for its own record to be durable).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Put the throwaway database here (default: the temporary directory).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
+def bench_audit_write_command(events: int, writers: int, directory: str | None,
+                              as_json: bool) -> None:
+    """Durable audit events per second with concurrent writers (group commit)."""
+    from station.benchmark_audit import bench_audit_write
+
+    _print_figures(bench_audit_write(events=events, writers=writers, directory=directory,
+                                     progress=_progress), as_json)
+
+
+@bench_group.command("audit")
+@click.option("--events", default=200_000, show_default=True, type=click.IntRange(1, 10**8),
+              help="Events in the database that is built and then verified.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Put the throwaway database here (default: the temporary directory).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
+def bench_audit_command(events: int, directory: str | None, as_json: bool) -> None:
+    """Build an audit database of N events through the real writer and time `audit verify`."""
+    from station.benchmark_audit import bench_audit_verify
+
+    _print_figures(bench_audit_verify(events=events, directory=directory, progress=_progress),
+                   as_json)
+
+
 def _progress(message: str) -> None:
     click.echo(f"... {message}", err=True)
 
