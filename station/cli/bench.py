@@ -63,6 +63,23 @@ def bench_audit_command(events: int, directory: str | None, as_json: bool) -> No
                    as_json)
 
 
+@bench_group.command("line")
+@click.option("--slots", default=16, show_default=True, type=click.IntRange(1, 1024), help="Fixture slots.")
+@click.option("--devices", default=64, show_default=True, type=click.IntRange(1, 10000),
+              help="Simulated devices to provision.")
+@click.option("--baud", default=115200, show_default=True, type=click.IntRange(1200, 4000000),
+              help="Line speed the simulated devices pace both directions at.")
+@click.option("--keygen-ms", default=300, show_default=True, type=click.IntRange(0, 60000),
+              help="Simulated on-device key-generation time.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
+def bench_line_command(slots: int, devices: int, baud: int, keygen_ms: int, as_json: bool) -> None:
+    """The whole line on a throwaway station against the wire bound (real ptys, token, audit)."""
+    from station.benchmark_line import bench_line
+
+    _print_figures(bench_line(slots=slots, devices=devices, baud=baud, keygen_ms=keygen_ms,
+                              progress=_progress), as_json)
+
+
 def _progress(message: str) -> None:
     click.echo(f"... {message}", err=True)
 
