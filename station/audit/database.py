@@ -61,12 +61,15 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
         self._conn_lock = threading.RLock()
         self._lock = _ReadLock(self)
         self._reader_depth = 0
+        self._reader_owner: int | None = None  # the thread holding `_lock`
         self._arrivals = 0  # writers in _transaction, waiting for or holding _conn_lock
         self._arrivals_lock = threading.Lock()
         self._group: _Group | None = None
         self._writer: int | None = None  # thread id inside a record's body
         self._chain_head: tuple[int, str] | None = None  # valid while a group is open
         self._checkpointed = 0  # last_event_id of the newest checkpoint known to this process
+        self._rconn: sqlite3.Connection | None = None
+        self._rlock = threading.Lock()
         self._signer = None
         self._closed = False
         self.commits = 0  # COMMITs made (fsyncs); with `records_committed`, the group sizes
@@ -106,6 +109,12 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
             conn.execute("PRAGMA synchronous=FULL")
             self = cls(path, conn, station_id, checkpoint_every)
             self._register(station_id)
+            # Readers outside a record get a connection of their own: WAL shows them the last
+            # committed state, so they neither see a group that may still fail nor wait for
+            # its fsync.
+            self._rconn = sqlite3.connect(str(path), timeout=busy_timeout,
+                                          isolation_level=None, check_same_thread=False)
+            self._rconn.execute("PRAGMA query_only=ON")
             self._checkpointed = self._last_checkpointed()
         except sqlite3.Error as exc:
             conn.close()
@@ -149,6 +158,9 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
                 pass
             self._closed = True
             self._conn.close()
+            if self._rconn is not None:
+                with self._rlock:
+                    self._rconn.close()
 
     def __enter__(self) -> "AuditDB":
         return self
@@ -298,10 +310,25 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
         self._chain_head = (row["id"], row["hash"])
         return row["id"]
 
+    @contextmanager
+    def _reading(self):
+        """The connection to read from: inside the caller's own record (or while it holds
+        the connection) the writer's, which sees the record's own rows; otherwise the
+        reader connection, which sees only what is committed and never waits for a group."""
+        me = threading.get_ident()
+        if self._rconn is None or me in (self._writer, self._reader_owner):
+            with self._lock:
+                yield self._conn
+            return
+        with self._rlock:
+            if self._closed:
+                raise AuditUnreadable(f"audit database is closed: {self.path}")
+            yield self._rconn
+
     def _read(self, sql: str, params=()) -> list[dict]:
-        with self._lock:
+        with self._reading() as conn:
             try:
-                cur = self._conn.execute(sql, params)
+                cur = conn.execute(sql, params)
             except sqlite3.Error as exc:
                 raise AuditUnreadable(f"cannot read audit database {self.path}: {exc}") from exc
             names = [d[0] for d in cur.description]
@@ -378,15 +405,21 @@ class _ReadLock:
         while True:
             db._conn_lock.acquire()
             group = db._group
-            if group is None or db._reader_depth or db._writer == threading.get_ident():
+            me = threading.get_ident()
+            if group is None or db._reader_depth or db._writer == me:
                 db._reader_depth += 1
+                if db._reader_depth == 1:
+                    db._reader_owner = me
                 return self
             db._conn_lock.release()
             group.done.wait()
 
     def __exit__(self, *exc) -> None:
-        self._db._reader_depth -= 1
-        self._db._conn_lock.release()
+        db = self._db
+        db._reader_depth -= 1
+        if db._reader_depth == 0:
+            db._reader_owner = None
+        db._conn_lock.release()
 
 
 _INSERT_EVENT = ("INSERT INTO events (id, ts, station_id, kind, operator, batch_id, slot, "
