@@ -192,8 +192,11 @@ class SerialTransport:
 
     def _read_some(self, step: str) -> bytes:
         try:
-            waiting = self._serial.in_waiting
-            data = self._serial.read(max(1, min(waiting, self.frame_limit + 1)))
+            if isinstance(self._serial, PollSerial):
+                data = self._serial.read_available(self.frame_limit + 1)
+            else:  # a URL port (socket://, loop://): pyserial's own classes
+                waiting = self._serial.in_waiting
+                data = self._serial.read(max(1, min(waiting, self.frame_limit + 1)))
             self.bytes_received += len(data)
             return data
         except PORT_ERRORS as exc:
@@ -229,28 +232,42 @@ class PollSerial(PosixPollSerial):
             raise serial.SerialException("device reports error (poll)")
         return bool(events)
 
+    def _read_once(self, size: int, timeout: Timeout) -> bytes | None:
+        """What one wait until `timeout` brings (at most `size` bytes; b"" when the time ran
+        out, None when cancelled)."""
+        ready = self._wait(select.POLLIN, self.pipe_abort_read_r, timeout)
+        if not ready:
+            return ready if ready is None else b""
+        try:
+            chunk = os.read(self.fd, size)
+        except BlockingIOError:
+            return b""
+        if not chunk:
+            raise serial.SerialException("device reports readiness to read but returned no data "
+                                         "(device disconnected or multiple access on port?)")
+        return chunk
+
     def read(self, size: int = 1) -> bytes:
         if not self.is_open:
             raise PortNotOpenError()
         read = bytearray()
         timeout = Timeout(self._timeout)
         while len(read) < size:
-            ready = self._wait(select.POLLIN, self.pipe_abort_read_r, timeout)
-            if ready is None:
+            chunk = self._read_once(size - len(read), timeout)
+            if chunk is None:  # cancel_read()
                 break
-            if ready:
-                try:
-                    chunk = os.read(self.fd, size - len(read))
-                except BlockingIOError:
-                    chunk = b""
-                if not chunk:
-                    raise serial.SerialException(
-                        "device reports readiness to read but returned no data "
-                        "(device disconnected or multiple access on port?)")
-                read += chunk
+            read += chunk
             if timeout.expired():
                 break
         return bytes(read)
+
+    def read_available(self, size: int) -> bytes:
+        """Wait up to the read timeout for input, then return what has arrived (at most
+        `size` bytes; b"" on timeout). One poll and one read a burst, where in_waiting + read
+        take an ioctl and, for a burst that starts while waiting, two reads."""
+        if not self.is_open:
+            raise PortNotOpenError()
+        return self._read_once(size, Timeout(self._timeout)) or b""
 
     def write(self, data) -> int:
         if not self.is_open:

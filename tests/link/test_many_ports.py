@@ -64,3 +64,22 @@ def test_open_file_limit_is_raised_for_a_large_line_and_a_too_low_hard_limit_is_
             ensure_open_files(hard + 1 if hard != resource.RLIM_INFINITY else 2**40)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_poll_serial_read_returns_what_came_when_the_timeout_ends(high_descriptors):
+    # pyserial 3.5's PosixPollSerial.read raised UnboundLocalError here (its issue #617).
+    from station.link.transport import PollSerial
+
+    master, slave = os.openpty()
+    try:
+        port = PollSerial(os.ttyname(slave), timeout=0.2, write_timeout=1)
+        assert port.fd > 1023
+        os.write(master, b"hello")
+        assert port.read(3) == b"hel"
+        assert port.read(10) == b"lo"  # two bytes, then the timeout: no crash
+        assert port.read(1) == b""
+        assert port.write(b"x" * 100) == 100 and os.read(master, 200) == b"x" * 100
+        port.close()
+    finally:
+        os.close(master)
+        os.close(slave)
