@@ -34,6 +34,7 @@ from station.audit.devices import DeviceRecords
 from station.audit.errors import AuditUnreadable, AuditWriteFailed, write_failure
 from station.audit.fields import as_text, hex_digest
 from station.audit.schema import create_schema
+from station.audit.tables import RowWriter
 from station.errors import ConfigError
 
 DEFAULT_BUSY_TIMEOUT = 10.0
@@ -53,7 +54,7 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
         self.station_id = station_id
         self.session_id = uuid.uuid4().hex
         self._conn = conn
-        self._db = sqlite_utils.Database(conn)
+        self._db = RowWriter(conn)  # the records' row writes (tables.py)
         self._every = checkpoint_every
         # The connection runs one statement at a time: `_conn_lock` is held while a record is
         # written or a group committed. `_lock` is for readers outside a record: it also waits
@@ -127,7 +128,7 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
     def _register(self, station_id: str) -> None:
         now = utc_timestamp()
         with self._transaction():
-            create_schema(self._db)
+            create_schema(sqlite_utils.Database(self._conn))
             owner = self._conn.execute(
                 "SELECT value FROM meta WHERE key = 'station_id'").fetchone()
             if owner is None:
