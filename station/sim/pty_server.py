@@ -29,10 +29,12 @@ from station.sim.store import DeviceStore
 SEED_FILE = "line-seed"
 # A device holds the pty master and slave and its stop pipe's two ends open.
 DESCRIPTORS_PER_DEVICE = 4
-# Bytes written per pacing step: 64 (~5.6 ms at 115200 baud), or 5 ms worth on faster lines,
-# so a fast line does not cost a wake-up every few bytes.
+# Bytes written per pacing step: 20 ms worth of the line (230 bytes at 115200 baud), at least
+# 64. Each block appears when its last byte would have arrived, never earlier; smaller steps
+# cost a wake-up every few ms per device, and a line of a thousand devices in one simulator
+# process then spent its time waking threads (answers came late under load).
 _PACE_BLOCK = 64
-_PACE_STEP_S = 0.005
+_PACE_STEP_S = 0.02
 
 
 class _PortServer:
