@@ -130,11 +130,11 @@ def bench_issue(count: int = 2000, threads: int = 2, durable_count: int = 200, p
         "target_issuances_per_s": 1000,
         "meets_target": best >= 1000,
         "count": count,
-        **_machine_and_time(),
+        **machine_and_time(),
     }
 
 
-def _machine_and_time() -> dict:
+def machine_and_time() -> dict:
     return {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.python_implementation()} "
                    f"{platform.python_version()}, {platform.system()} {platform.release()}",
@@ -159,5 +159,5 @@ def bench_manifest(lines: int = 1_000_000, progress=lambda msg: None) -> dict:
         "bytes": size,
         "manifest_load_s": round(elapsed, 3),
         "lines_per_s": round(lines / elapsed, 1),
-        **_machine_and_time(),
+        **machine_and_time(),
     }

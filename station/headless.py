@@ -18,6 +18,7 @@ from station.engine.batch import Batch, Manifest
 from station.errors import StationError
 from station.engine.engine import Engine
 from station.engine.events import DeviceFailed, DevicePassed, Event, IssuanceHalted
+from station.link.transport import DESCRIPTORS_PER_PORT, ensure_open_files
 from station.text import printable
 
 
@@ -96,16 +97,22 @@ class RunSummary:
 
 def run_batch(cfg: StationConfig, *, batch_id: str, model: str, operator: str, slots: dict[str, list[str]],
               manifest: Path | None = None, expected: int | None = None, driver_opts: dict | None = None,
-              supervisor_override: str | None = None, out: TextIO = sys.stdout) -> RunSummary:
-    """Provision every port in `slots` (slot -> the ports of the devices it will see, in order)."""
+              supervisor_override: str | None = None, out: TextIO = sys.stdout,
+              observers: tuple = ()) -> RunSummary:
+    """Provision every port in `slots` (slot -> the ports of the devices it will see, in order).
+    `observers` are subscribed to the engine's events beside the printer (a benchmark's
+    counters)."""
     batch = Batch(batch_id=batch_id, model=model, operator=operator, expected=expected,
                   manifest=Manifest.load(manifest) if manifest else None)
     start = time.monotonic()
+    ensure_open_files(len(slots) * DESCRIPTORS_PER_PORT)  # each slot holds one port open
     with open_station(cfg) as station:
         opts = {"timeout_scale": cfg.line.timeout_scale, "baudrate": cfg.line.baud,
                 **(driver_opts or {})}
         engine = Engine(station, batch, cfg.line, driver_opts=opts, standing_override=supervisor_override)
         engine.bus.subscribe(HeadlessPrinter(out))
+        for observer in observers:
+            engine.bus.subscribe(observer)
         engine.start()
         with _stop_on_signals(engine):
             for slot, ports in slots.items():

@@ -1,7 +1,10 @@
 """Signed checkpoints of the audit chain: when one is due, and writing it.
 
 Part of AuditDB (station/audit/database.py), which supplies the connection, the lock,
-`_transaction`, `_append`, `_read` and `_checkpoint_if_due`.
+`_transaction`, `_append`, `_read`, `_head` and `_checkpointed`: the last event id covered by
+the newest checkpoint this process knows of. Whether a checkpoint is due is decided from that
+counter in memory, without a query; the decision is checked again inside the checkpoint's own
+transaction, where another process's newer checkpoint shows.
 """
 from __future__ import annotations
 
@@ -36,15 +39,8 @@ class CheckpointRecords:
         return self._write_checkpoint(due_only=False)
 
     def _checkpoint_if_due(self, event_id: int) -> None:
-        if self._signer is None:
-            return
-        with self._lock:
-            # A cheap read first: most writes are not due, and a write transaction for
-            # nothing would take the lock every other process is waiting for.
-            due = self._conn.execute(
-                "SELECT (SELECT COALESCE(MAX(id), 0) FROM events) - COALESCE((SELECT "
-                "last_event_id FROM checkpoints ORDER BY id DESC LIMIT 1), 0) - 1").fetchone()[0]
-        if due < self._every:
+        # The checkpoint-written event itself is not counted towards the next one.
+        if self._signer is None or event_id - self._checkpointed - 1 < self._every:
             return
         try:
             self._write_checkpoint(due_only=True)
@@ -61,7 +57,7 @@ class CheckpointRecords:
             last = self._conn.execute(
                 "SELECT id, last_event_id FROM checkpoints ORDER BY id DESC LIMIT 1").fetchone()
             last_id, last_covered = last if last else (0, 0)
-            # The checkpoint-written event itself is not counted towards the next one.
+            self._checkpointed = max(self._checkpointed, last_covered)
             if due_only and head_id - last_covered - 1 < self._every:
                 return None
             count = self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
@@ -77,5 +73,12 @@ class CheckpointRecords:
             self._append("checkpoint-written", data={
                 "checkpoint_id": row["id"], "last_event_id": head_id,
                 "signature_sha256": hashlib.sha256(bytes.fromhex(row["signature"])).hexdigest()})
+        # Durable now (unless nested in a caller's record, whose failure would stop the
+        # station anyway): the next checkpoint is due `every` events after this one.
+        self._checkpointed = max(self._checkpointed, head_id)
         return row["id"]
+
+    def _last_checkpointed(self) -> int:
+        rows = self._read("SELECT COALESCE(MAX(last_event_id), 0) AS n FROM checkpoints")
+        return rows[0]["n"]
 

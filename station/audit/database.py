@@ -1,11 +1,18 @@
 """AuditDB: the station's chain-of-custody record (docs/audit.md).
 
-Every state change is written together with its hash-chained event in one `BEGIN IMMEDIATE`
-transaction, committed with WAL + synchronous=FULL before the method returns. This module holds
-the connection, the transaction and the chain append; the records live one concern a module:
-checkpointing.py, batches.py, devices.py, certificates.py, recovery.py. One connection
-serves all threads of a process behind a lock; other processes are serialised by SQLite's
-write lock, taken before the chain head is read, so two writers can never fork the chain.
+Every state change is written together with its hash-chained event, committed with WAL +
+synchronous=FULL before the method returns. This module holds the connection, the group commit
+and the chain append; the records live one concern a module: checkpointing.py, batches.py,
+devices.py, certificates.py, recovery.py. One connection serves all threads of a process;
+other processes are serialised by SQLite's write lock, taken (`BEGIN IMMEDIATE`) before the
+chain head is read, so two writers can never fork the chain.
+
+Group commit: a record is written inside a SAVEPOINT of the open transaction (its "group");
+the last writer to arrive commits the group, so records that came in while the previous
+commit was on its way to disk share one COMMIT and one fsync. Every caller still returns only
+once the COMMIT holding its own record is durable; if that COMMIT fails, every caller of the
+group gets AuditWriteFailed and nothing of theirs is recorded. A record that fails by itself
+(a refusal, a bad argument) is rolled back to its savepoint and leaves the others alone.
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ from station.audit.devices import DeviceRecords
 from station.audit.errors import AuditUnreadable, AuditWriteFailed, write_failure
 from station.audit.fields import as_text, hex_digest
 from station.audit.schema import create_schema
+from station.audit.tables import RowWriter
 from station.errors import ConfigError
 
 DEFAULT_BUSY_TIMEOUT = 10.0
@@ -46,11 +54,28 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
         self.station_id = station_id
         self.session_id = uuid.uuid4().hex
         self._conn = conn
-        self._db = sqlite_utils.Database(conn)
+        self._db = RowWriter(conn)  # the records' row writes (tables.py)
         self._every = checkpoint_every
-        self._lock = threading.RLock()
+        # The connection runs one statement at a time: `_conn_lock` is held while a record is
+        # written or a group committed. `_lock` is for readers outside a record: it also waits
+        # for the open group, so nobody reads a record whose COMMIT may still fail.
+        self._conn_lock = threading.RLock()
+        self._lock = _ReadLock(self)
+        self._reader_depth = 0
+        self._reader_owner: int | None = None  # the thread holding `_lock`
+        self._arrivals = 0  # writers in _transaction, waiting for or holding _conn_lock
+        self._arrivals_lock = threading.Lock()
+        self._group: _Group | None = None
+        self._writer: int | None = None  # thread id inside a record's body
+        self._chain_head: tuple[int, str] | None = None  # valid while a group is open
+        self._checkpointed = 0  # last_event_id of the newest checkpoint known to this process
+        self._rconn: sqlite3.Connection | None = None
+        self._rlock = threading.Lock()
         self._signer = None
         self._closed = False
+        self.commits = 0  # COMMITs made (fsyncs); with `records_committed`, the group sizes
+        self.records_committed = 0
+        self.groups_lost = 0  # groups whose COMMIT (or transaction) failed
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -85,6 +110,13 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
             conn.execute("PRAGMA synchronous=FULL")
             self = cls(path, conn, station_id, checkpoint_every)
             self._register(station_id)
+            # Readers outside a record get a connection of their own: WAL shows them the last
+            # committed state, so they neither see a group that may still fail nor wait for
+            # its fsync.
+            self._rconn = sqlite3.connect(str(path), timeout=busy_timeout,
+                                          isolation_level=None, check_same_thread=False)
+            self._rconn.execute("PRAGMA query_only=ON")
+            self._checkpointed = self._last_checkpointed()
         except sqlite3.Error as exc:
             conn.close()
             raise _open_failure(exc, path) from exc
@@ -96,7 +128,7 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
     def _register(self, station_id: str) -> None:
         now = utc_timestamp()
         with self._transaction():
-            create_schema(self._db)
+            create_schema(sqlite_utils.Database(self._conn))
             owner = self._conn.execute(
                 "SELECT value FROM meta WHERE key = 'station_id'").fetchone()
             if owner is None:
@@ -127,6 +159,9 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
                 pass
             self._closed = True
             self._conn.close()
+            if self._rconn is not None:
+                with self._rlock:
+                    self._rconn.close()
 
     def __enter__(self) -> "AuditDB":
         return self
@@ -138,34 +173,117 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
 
     @contextmanager
     def _transaction(self):
-        """One BEGIN IMMEDIATE ... COMMIT under the process lock. SQLite errors become
-        AuditWriteFailed; any exception rolls back everything written inside."""
-        with self._lock:
+        """One record: everything written inside is committed together, durably, before the
+        block exits (group commit, see the module docstring). SQLite errors become
+        AuditWriteFailed; any exception rolls back everything written inside, and only that."""
+        me = threading.get_ident()
+        if self._writer == me:  # nested inside this thread's own record: part of it
+            with self._savepoint():
+                yield
+            return
+        with self._arrivals_lock:
+            self._arrivals += 1
+        self._conn_lock.acquire()
+        try:
             if self._closed:
                 raise AuditWriteFailed(f"audit database is closed: {self.path}")
+            group = self._open_group()
+            self._writer = me
+            try:
+                with self._savepoint():
+                    yield
+            finally:
+                self._writer = None
+            group.members += 1
+        finally:
+            with self._arrivals_lock:
+                self._arrivals -= 1
+                last = self._arrivals == 0
+            try:
+                # The last writer in commits for everyone; a thread that holds the connection
+                # re-entrantly (close) must commit itself, as nobody else can get in.
+                if self._group is not None and (last or self._reader_depth):
+                    self._commit_group()
+            finally:
+                self._conn_lock.release()
+        group.done.wait()
+        if group.error is not None:
+            raise AuditWriteFailed(str(group.error)) from group.error
+
+    def _open_group(self) -> "_Group":
+        if self._group is None:
             try:
                 # IMMEDIATE takes the write lock before we read the chain head, so another
                 # process cannot append between our read and our insert.
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise write_failure(exc, self.path) from exc
+            self._group = _Group()
+        return self._group
+
+    @contextmanager
+    def _savepoint(self):
+        head = self._chain_head
+        try:
+            self._conn.execute("SAVEPOINT record")
+        except sqlite3.Error as exc:
+            self._abandon_group(exc)
+            raise write_failure(exc, self.path) from exc
+        try:
+            yield
+            self._conn.execute("RELEASE record")
+        except BaseException as exc:
+            self._chain_head = head
             try:
-                yield
-                self._conn.execute("COMMIT")
-            except BaseException as exc:
-                if self._conn.in_transaction:
-                    try:
-                        self._conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the original error is the one to report
-                if isinstance(exc, sqlite3.Error):
-                    raise write_failure(exc, self.path) from exc
-                raise
+                self._conn.execute("ROLLBACK TO record")
+                self._conn.execute("RELEASE record")
+            except sqlite3.Error:
+                # SQLite ended the whole transaction (I/O error, disk full): every record of
+                # the group went with it.
+                self._abandon_group(exc)
+            if isinstance(exc, sqlite3.Error):
+                raise write_failure(exc, self.path) from exc
+            raise
+
+    def _commit_group(self) -> None:
+        """COMMIT the open group (one fsync) and wake its writers. Never raises: a failure is
+        given to every writer of the group."""
+        group, self._group, self._chain_head = self._group, None, None
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            group.error = write_failure(exc, self.path)
+            self.groups_lost += 1
+            self._rollback()
+        else:
+            self.commits += 1
+            self.records_committed += group.members
+        group.done.set()
+
+    def _abandon_group(self, exc: BaseException) -> None:
+        group, self._group, self._chain_head = self._group, None, None
+        self._rollback()
+        if group is not None:
+            self.groups_lost += 1
+            group.error = (write_failure(exc, self.path) if isinstance(exc, sqlite3.Error)
+                           else AuditWriteFailed(f"audit write failed on {self.path}: {exc}"))
+            group.done.set()
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the original error is the one to report
 
     def _head(self) -> tuple[int, str]:
-        row = self._conn.execute(
-            "SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
-        return (row[0], row[1]) if row else (0, GENESIS_HASH)
+        """The chain head inside the open group: read once after BEGIN IMMEDIATE (another
+        process may have appended before), then kept in memory by `_append`."""
+        if self._chain_head is None:
+            row = self._conn.execute(
+                "SELECT id, hash FROM events ORDER BY id DESC LIMIT 1").fetchone()
+            self._chain_head = (row[0], row[1]) if row else (0, GENESIS_HASH)
+        return self._chain_head
 
     def head(self) -> tuple[int, str]:
         """(id, hash) of the newest event. Written down outside the station (the run summary
@@ -189,13 +307,29 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
                "slot": as_text(slot), "device_id": as_text(device_id), "data": text,
                "prev_hash": prev_hash}
         row["hash"] = event_hash(row)
-        self._db["events"].insert(row)
+        self._conn.execute(_INSERT_EVENT, row)
+        self._chain_head = (row["id"], row["hash"])
         return row["id"]
 
+    @contextmanager
+    def _reading(self):
+        """The connection to read from: inside the caller's own record (or while it holds
+        the connection) the writer's, which sees the record's own rows; otherwise the
+        reader connection, which sees only what is committed and never waits for a group."""
+        me = threading.get_ident()
+        if self._rconn is None or me in (self._writer, self._reader_owner):
+            with self._lock:
+                yield self._conn
+            return
+        with self._rlock:
+            if self._closed:
+                raise AuditUnreadable(f"audit database is closed: {self.path}")
+            yield self._rconn
+
     def _read(self, sql: str, params=()) -> list[dict]:
-        with self._lock:
+        with self._reading() as conn:
             try:
-                cur = self._conn.execute(sql, params)
+                cur = conn.execute(sql, params)
             except sqlite3.Error as exc:
                 raise AuditUnreadable(f"cannot read audit database {self.path}: {exc}") from exc
             names = [d[0] for d in cur.description]
@@ -245,6 +379,53 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
                 "pid": os.getpid(), "session_id": self.session_id})
         self._checkpoint_if_due(event_id)
         return event_id
+
+
+class _Group:
+    """The records of one open transaction, made durable (or lost) by one COMMIT."""
+
+    __slots__ = ("members", "done", "error")
+
+    def __init__(self):
+        self.members = 0
+        self.done = threading.Event()
+        self.error: AuditWriteFailed | None = None
+
+
+class _ReadLock:
+    """`with db._lock:` for reading outside a record: holds the connection, and first waits
+    until the open group (other writers' records not yet committed) is committed, so a reader
+    never sees a record that may still be lost. Re-entrant; a writer reading inside its own
+    record goes straight through."""
+
+    def __init__(self, db: AuditDB):
+        self._db = db
+
+    def __enter__(self):
+        db = self._db
+        while True:
+            db._conn_lock.acquire()
+            group = db._group
+            me = threading.get_ident()
+            if group is None or db._reader_depth or db._writer == me:
+                db._reader_depth += 1
+                if db._reader_depth == 1:
+                    db._reader_owner = me
+                return self
+            db._conn_lock.release()
+            group.done.wait()
+
+    def __exit__(self, *exc) -> None:
+        db = self._db
+        db._reader_depth -= 1
+        if db._reader_depth == 0:
+            db._reader_owner = None
+        db._conn_lock.release()
+
+
+_INSERT_EVENT = ("INSERT INTO events (id, ts, station_id, kind, operator, batch_id, slot, "
+                 "device_id, data, prev_hash, hash) VALUES (:id, :ts, :station_id, :kind, "
+                 ":operator, :batch_id, :slot, :device_id, :data, :prev_hash, :hash)")
 
 
 def _open_failure(exc: sqlite3.Error, path: Path) -> Exception:

@@ -63,14 +63,14 @@ class DeviceRecords:
 
         Raises: AuditUnreadable.
         """
-        with self._lock:
-            row = self._conn.execute(
+        with self._reading() as conn:
+            row = conn.execute(
                 "SELECT d.session_id, s.hostname, s.pid FROM devices d JOIN sessions s "
                 "ON s.session_id = d.session_id WHERE d.device_id = ? AND d.state = ?",
                 (as_text(device_id), st.IN_FLIGHT)).fetchone()
             if row is None or row[0] == self.session_id:
                 return None
-            if row[0] not in recovery.live_sessions(self._conn, self.session_id):
+            if row[0] not in recovery.live_sessions(conn, self.session_id):
                 return None
         return f"pid {row[2]} on {row[1]}"
 

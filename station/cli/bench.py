@@ -43,6 +43,54 @@ def bench_export_command(devices: int, as_json: bool) -> None:
     _print_figures(bench_export(devices=devices, progress=_progress), as_json)
 
 
+@bench_group.command("audit-write")
+@click.option("--events", default=20_000, show_default=True, type=click.IntRange(1, 10**8),
+              help="Events to log.")
+@click.option("--writers", default=16, show_default=True, type=click.IntRange(1, 1024),
+              help="Threads logging at once (each waits for its own record to be durable).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Put the throwaway database here (default: the temporary directory).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
+def bench_audit_write_command(events: int, writers: int, directory: str | None,
+                              as_json: bool) -> None:
+    """Durable audit events per second with concurrent writers (group commit)."""
+    from station.benchmark_audit import bench_audit_write
+
+    _print_figures(bench_audit_write(events=events, writers=writers, directory=directory,
+                                     progress=_progress), as_json)
+
+
+@bench_group.command("audit")
+@click.option("--events", default=200_000, show_default=True, type=click.IntRange(1, 10**8),
+              help="Events in the database that is built and then verified.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Put the throwaway database here (default: the temporary directory).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
+def bench_audit_command(events: int, directory: str | None, as_json: bool) -> None:
+    """Build an audit database of N events through the real writer and time `audit verify`."""
+    from station.benchmark_audit import bench_audit_verify
+
+    _print_figures(bench_audit_verify(events=events, directory=directory, progress=_progress),
+                   as_json)
+
+
+@bench_group.command("line")
+@click.option("--slots", default=16, show_default=True, type=click.IntRange(1, 1024), help="Fixture slots.")
+@click.option("--devices", default=64, show_default=True, type=click.IntRange(1, 10000),
+              help="Simulated devices to provision.")
+@click.option("--baud", default=115200, show_default=True, type=click.IntRange(1200, 4000000),
+              help="Line speed the simulated devices pace both directions at.")
+@click.option("--keygen-ms", default=300, show_default=True, type=click.IntRange(0, 60000),
+              help="Simulated on-device key-generation time.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
+def bench_line_command(slots: int, devices: int, baud: int, keygen_ms: int, as_json: bool) -> None:
+    """The whole line on a throwaway station against the wire bound (real ptys, token, audit)."""
+    from station.benchmark_line import bench_line
+
+    _print_figures(bench_line(slots=slots, devices=devices, baud=baud, keygen_ms=keygen_ms,
+                              progress=_progress), as_json)
+
+
 def _progress(message: str) -> None:
     click.echo(f"... {message}", err=True)
 

@@ -1,31 +1,40 @@
-"""The list of top-level commands. Adding a command group = one import and one entry here."""
+"""The table of top-level commands. Adding a command = one line in COMMANDS.
+
+Command modules are imported only when their command runs (`station --version` and
+`station --help` import none of them: importing all of them, with cryptography, sqlite-utils
+and the HSM layer behind them, made start-up several times slower than Python itself). So the
+one-line help `station --help` shows sits here, beside the target; a test checks it against
+the command's own docstring.
+"""
 from __future__ import annotations
 
-from station.cli.audit import audit_group
-from station.cli.aws import aws_group
-from station.cli.bench import bench_group
-from station.cli.ca import ca_group
-from station.cli.conformance import conformance
-from station.cli.demo import demo_command
-from station.cli.devices import devices_command
-from station.cli.init import init_command
-from station.cli.issue import issue_command
-from station.cli.run import run_command
-from station.cli.sim import sim_command
-from station.cli.slots import slots_group
-from station.cli.udev import udev_group
+# name -> ("module:attribute" of the click command, its one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("station.cli.init:init_command",
+             "Create a working development station: private SoftHSM2 token, CA keys, station.toml."),
+    "ca": ("station.cli.ca:ca_group",
+           "The issuing CA: show, export the chain, production CSR and import."),
+    "issue": ("station.cli.issue:issue_command",
+              "Issue a device certificate for CSR (PEM or DER), or print the subject the profile dictates."),
+    "bench": ("station.cli.bench:bench_group", "Benchmarks."),
+    "audit": ("station.cli.audit:audit_group", "The chain-of-custody audit database."),
+    "run": ("station.cli.run:run_command",
+            "Provision the devices on the given ports as one batch; one line per device, then a summary."),
+    "demo": ("station.cli.demo:demo_command",
+             "Run the whole product on embedded defaults: SoftHSM2 token, simulated devices, local SQLite."),
+    "sim": ("station.cli.sim:sim_command",
+            "Run simulated devices on pseudo-terminals; one port path per line on stdout."),
+    "conformance": ("station.cli.conformance:conformance",
+                    "Check the device on PORT (a path or a pyserial URL such as socket://host:4000) "
+                    "against the provisioning protocol."),
+    "devices": ("station.cli.devices:devices_command",
+                "List the USB serial devices present now and what the station does with each."),
+    "slots": ("station.cli.slots:slots_group", "The fixture slots and the physical USB ports they are."),
+    "udev": ("station.cli.udev:udev_group",
+             "udev rules for the allowlisted devices (ModemManager off, slot symlinks, group)."),
+    "aws": ("station.cli.aws:aws_group",
+            "AWS IoT Just-In-Time Provisioning: template and CA registration documents."),
+}
 
+# Commands registered already imported (click objects), beside the table.
 ALL: list = []
-ALL.append(init_command)
-ALL.append(ca_group)
-ALL.append(issue_command)
-ALL.append(bench_group)
-ALL.append(audit_group)
-ALL.append(aws_group)
-ALL.append(run_command)
-ALL.append(demo_command)
-ALL.append(sim_command)
-ALL.append(conformance)
-ALL.append(devices_command)
-ALL.append(slots_group)
-ALL.append(udev_group)

@@ -11,8 +11,8 @@ from station.demo import run_demo
 
 @click.command("demo")
 @click.option("--headless", is_flag=True, required=True, help="Run without the operator UI (required for now).")
-@click.option("--devices", default=16, show_default=True, type=click.IntRange(1, 256), help="Simulated devices.")
-@click.option("--slots", default=8, show_default=True, type=click.IntRange(1, 64), help="Fixture slots.")
+@click.option("--devices", default=16, show_default=True, type=click.IntRange(1, 10000), help="Simulated devices.")
+@click.option("--slots", default=8, show_default=True, type=click.IntRange(1, 1024), help="Fixture slots.")
 @click.option("--workdir", default=Path("station-demo"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Station work directory.")
 @click.option("--keygen-ms", default=300, show_default=True, type=click.IntRange(0, 60000),

@@ -16,7 +16,7 @@ from station.sim.pty_server import SimulatedLine
 
 
 @click.command("sim")
-@click.option("--devices", "count", type=click.IntRange(1, 256), default=1, show_default=True,
+@click.option("--devices", "count", type=click.IntRange(1, 10000), default=1, show_default=True,
               help="How many devices.")
 @click.option("--store", type=click.Path(file_okay=False, path_type=Path), default=Path("sim-devices"),
               show_default=True, help="Folder holding each device's flash (one folder per device id).")

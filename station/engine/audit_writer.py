@@ -21,7 +21,10 @@ class AuditWriter:
     def record(self, event: ev.Event) -> None:
         if isinstance(event, _NOT_LOGGED):
             return
-        data = {k: v for k, v in dataclasses.asdict(event).items() if k not in ("slot", "device_id")}
+        # Events are flat (a dict at most): a shallow read of the fields, not asdict()'s deep
+        # copy, which cost a few percent of the station's CPU on a saturated line.
+        data = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)
+                if f.name not in ("slot", "device_id")}
         if isinstance(event, ev.OverrideApproved):
             operator = event.supervisor
         else:

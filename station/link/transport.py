@@ -5,7 +5,9 @@ end not included) and knows nothing about their content: the codec and the drive
 What it guarantees:
 
 - the port opens by device path or by any pyserial URL (`socket://host:port`, `loop://`),
-  because it goes through `serial.serial_for_url`;
+  because URLs go through `serial.serial_for_url`;
+- a device path is waited on with poll(), never select(): a station driving hundreds of
+  ports has descriptors above 1023, which select() cannot watch (`PollSerial`);
 - no frame longer than `frame_limit` bytes goes out, and a longer line from the device is
   dropped with `FrameTooLong`; the stream then resynchronises at the next line end;
 - every read and write has a deadline, so nothing blocks forever;
@@ -18,12 +20,17 @@ driver (and so its own transport) used from that slot's worker thread only.
 from __future__ import annotations
 
 import errno
-import termios
 import os
+import resource
+import select
+import termios
 import time
 
 import serial
+from serial.serialutil import PortNotOpenError, SerialTimeoutException, Timeout, to_bytes
+from serial.serialposix import PosixPollSerial
 
+from station.errors import EnvironmentProblem
 from station.link.codec import line_seconds
 from station.link.errors import (
     DeviceDisconnected,
@@ -56,6 +63,11 @@ class SerialTransport:
     error messages.
     """
 
+    # When a dict, every transport adds what it carried to it on close(): port -> [bytes
+    # sent, bytes received, frames sent]. `station bench line` sets it to count the bytes a
+    # device really exchanged; otherwise None, and nothing is kept.
+    traffic: dict[str, list[int]] | None = None
+
     def __init__(self, port: str, *, baudrate: int = DEFAULT_BAUDRATE,
                  frame_limit: int = DEFAULT_FRAME_LIMIT, terminator: bytes = b"\n",
                  write_timeout: float | None = None):
@@ -63,6 +75,7 @@ class SerialTransport:
         self.frame_limit = frame_limit
         self.terminator = terminator
         self._buffer = bytearray()
+        self.bytes_sent = self.bytes_received = self.frames_sent = 0
         # After an over-long line, bytes up to the next line end belong to it and are dropped.
         self._discarding = False
         self.baudrate = baudrate
@@ -70,9 +83,8 @@ class SerialTransport:
                               if write_timeout is None else write_timeout)
         try:
             # exclusive=True: two slots configured on the same device must not both talk to it.
-            self._serial = serial.serial_for_url(
-                port, baudrate=baudrate, timeout=READ_POLL_S, write_timeout=self.write_timeout,
-                exclusive=True)
+            self._serial = open_port(port, baudrate=baudrate, timeout=READ_POLL_S,
+                                     write_timeout=self.write_timeout, exclusive=True)
         except (*PORT_ERRORS, ValueError) as exc:
             raise PortUnavailable(port, _describe(exc)) from exc
 
@@ -90,6 +102,7 @@ class SerialTransport:
         if self.terminator in frame[:-len(self.terminator)]:
             raise ValueError(f"{step} frame contains a line end")
         self.send_raw(frame, step=step)
+        self.frames_sent += 1
 
     def send_raw(self, data: bytes, *, step: str) -> None:
         """Write bytes as they are, with no framing and no limit. For the conformance kit,
@@ -98,6 +111,7 @@ class SerialTransport:
         # write() with write_timeout returns only once the kernel holds every byte.
         try:
             self._serial.write(data)
+            self.bytes_sent += len(data)
         except serial.SerialTimeoutException as exc:
             raise DeviceTimeout(step, self.write_timeout, port=self.port) from exc
         except PORT_ERRORS as exc:
@@ -133,6 +147,11 @@ class SerialTransport:
 
     def close(self) -> None:
         """Close the port. Idempotent; never raises."""
+        if SerialTransport.traffic is not None and self._serial.is_open:
+            counts = SerialTransport.traffic.setdefault(self.port, [0, 0, 0])
+            counts[0] += self.bytes_sent
+            counts[1] += self.bytes_received
+            counts[2] += self.frames_sent
         try:
             self._serial.close()
         except PORT_ERRORS:
@@ -173,19 +192,149 @@ class SerialTransport:
 
     def _read_some(self, step: str) -> bytes:
         try:
-            try:
+            if isinstance(self._serial, PollSerial):
+                data = self._serial.read_available(self.frame_limit + 1)
+            else:  # a URL port (socket://, loop://): pyserial's own classes
                 waiting = self._serial.in_waiting
-            except OSError as exc:
-                # umockdev's emulated tty nodes refuse TIOCINQ (ENOTTY) yet read fine: take a
-                # byte at a time there. A port that vanished fails the read below instead.
-                if exc.errno != errno.ENOTTY:
-                    raise
-                waiting = 0
-            return self._serial.read(max(1, min(waiting, self.frame_limit + 1)))
+                data = self._serial.read(max(1, min(waiting, self.frame_limit + 1)))
+            self.bytes_received += len(data)
+            return data
         except PORT_ERRORS as exc:
             # On a pty whose other end closed, and on an unplugged USB adapter, the read
             # fails with EIO or "readiness to read but returned no data": the device is gone.
             raise DeviceDisconnected(step, port=self.port, detail=_describe(exc)) from exc
+
+
+class PollSerial(PosixPollSerial):
+    """pyserial's POSIX port, waiting in poll() for both directions.
+
+    pyserial 3.5's default `Serial` waits in select(), which raises "filedescriptor out of
+    range in select()" for a descriptor above 1023. Its `PosixPollSerial` polls only in
+    read(), and that read fails with UnboundLocalError when the poll times out with nothing
+    ready (pyserial issue #617, fixed after 3.5); its write() still selects. Both are
+    replaced here; everything else (open, termios, exclusive lock, in_waiting) is pyserial's.
+    """
+
+    _ERRORS = select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+    def _wait(self, event: int, abort_fd: int, timeout: Timeout) -> bool | None:
+        """Wait in poll() for `event` on the port until `timeout`: True when ready, False
+        when the time ran out, None when cancelled (cancel_read/cancel_write)."""
+        poller = select.poll()
+        poller.register(self.fd, event | self._ERRORS)
+        poller.register(abort_fd, select.POLLIN)
+        events = dict(poller.poll(None if timeout.is_infinite
+                                  else max(0.0, timeout.time_left()) * 1000))
+        if abort_fd in events:
+            os.read(abort_fd, 1000)
+            return None
+        if events.get(self.fd, 0) & self._ERRORS:
+            raise serial.SerialException("device reports error (poll)")
+        return bool(events)
+
+    def _read_once(self, size: int, timeout: Timeout) -> bytes | None:
+        """What one wait until `timeout` brings (at most `size` bytes; b"" when the time ran
+        out, None when cancelled)."""
+        ready = self._wait(select.POLLIN, self.pipe_abort_read_r, timeout)
+        if not ready:
+            return ready if ready is None else b""
+        try:
+            chunk = os.read(self.fd, size)
+        except BlockingIOError:
+            return b""
+        if not chunk:
+            raise serial.SerialException("device reports readiness to read but returned no data "
+                                         "(device disconnected or multiple access on port?)")
+        return chunk
+
+    def read(self, size: int = 1) -> bytes:
+        if not self.is_open:
+            raise PortNotOpenError()
+        read = bytearray()
+        timeout = Timeout(self._timeout)
+        while len(read) < size:
+            chunk = self._read_once(size - len(read), timeout)
+            if chunk is None:  # cancel_read()
+                break
+            read += chunk
+            if timeout.expired():
+                break
+        return bytes(read)
+
+    def read_available(self, size: int) -> bytes:
+        """Wait up to the read timeout for input, then return what has arrived (at most
+        `size` bytes; b"" on timeout). One poll and one read a burst, where in_waiting + read
+        take an ioctl and, for a burst that starts while waiting, two reads."""
+        if not self.is_open:
+            raise PortNotOpenError()
+        return self._read_once(size, Timeout(self._timeout)) or b""
+
+    def write(self, data) -> int:
+        if not self.is_open:
+            raise PortNotOpenError()
+        view = memoryview(to_bytes(data))
+        total = len(view)
+        timeout = Timeout(self._write_timeout)
+        while view:
+            try:
+                view = view[os.write(self.fd, view):]
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
+                    raise serial.SerialException(f"write failed: {exc}") from exc
+            if not view or timeout.is_non_blocking:
+                break
+            if timeout.expired():
+                raise SerialTimeoutException("Write timeout")
+            ready = self._wait(select.POLLOUT, self.pipe_abort_write_r, timeout)
+            if ready is None:
+                break
+            if not ready:
+                raise SerialTimeoutException("Write timeout")
+        return total - len(view)
+
+
+def open_port(port: str, **settings) -> serial.SerialBase:
+    """Open `port`: a device path as a `PollSerial`, a URL (`socket://`, `loop://`, ...) with
+    `serial.serial_for_url`. Raises what pyserial raises."""
+    if "://" in port:
+        return serial.serial_for_url(port, **settings)
+    return PollSerial(port, **settings)
+
+
+# Descriptors one open serial port costs: the port and pyserial's two abort pipes.
+DESCRIPTORS_PER_PORT = 5
+# Left free beyond what the caller asks for: the database, the token, logs, Python's own.
+_DESCRIPTOR_HEADROOM = 256
+
+
+def ensure_open_files(more: int) -> int:
+    """Make room for `more` descriptors beyond those already open: raise this process's soft
+    RLIMIT_NOFILE if it is lower (the usual default, 1024, is too few for a line of a few
+    hundred ports).
+
+    Returns: the soft limit now in force.
+    Raises: EnvironmentProblem when the hard limit is too low: only an administrator can
+    raise that (`ulimit -Hn`, systemd's LimitNOFILE=, limits.conf).
+    """
+    try:
+        in_use = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        in_use = 64
+    needed = in_use + more + _DESCRIPTOR_HEADROOM
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return soft
+    refused = EnvironmentProblem(
+        f"this line needs about {needed} open files, but this process may open at most "
+        f"{hard if hard != resource.RLIM_INFINITY else soft} and only an administrator can "
+        "raise that (ulimit -Hn, or LimitNOFILE= in the service unit)")
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise refused
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    except (ValueError, OSError) as exc:  # above the kernel's fs.nr_open
+        raise refused from exc
+    return needed
 
 
 def _describe(exc: BaseException) -> str:

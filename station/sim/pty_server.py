@@ -1,10 +1,13 @@
 """Simulated devices on real pseudo-terminals: the station opens each slave path with
 pyserial exactly as it opens a USB serial port.
 
-One thread per device, blocked in select() on the pty master and a stop pipe: no polling,
-so a line of 16 devices costs nothing while idle. Output is paced at the configured baud
-rate (10 bits a byte) and KEYGEN answers wait the configured key-generation time, so the
-station's timeouts meet realistic delays.
+One thread per device, blocked in poll() on the pty master and a stop pipe: no busy
+polling, so a line of 16 devices costs nothing while idle. Both directions are paced at the
+configured baud rate (10 bits a byte, as on a UART): what the device sends leaves in blocks
+on a schedule, and what the station sends is handed to the device only once it would have
+arrived over the wire. KEYGEN answers wait the configured key-generation time. So the
+station's timeouts meet realistic delays, and the demo's and benchmarks' figures are ones a
+real line could reach.
 """
 from __future__ import annotations
 
@@ -13,16 +16,25 @@ import os
 import secrets
 import select
 import threading
+import time
 import tty
 from pathlib import Path
 
 from station.link.codec import MAX_FRAME, MIN_MTU, KeyType
+from station.link.transport import ensure_open_files
 from station.sim.device import Device, Identity, derive_device_id
 from station.sim.faults import FaultPlan, FaultSpec
 from station.sim.store import DeviceStore
 
 SEED_FILE = "line-seed"
-_PACE_BLOCK = 64  # bytes written per pacing step: ~5.6 ms at 115200 baud
+# A device holds the pty master and slave and its stop pipe's two ends open.
+DESCRIPTORS_PER_DEVICE = 4
+# Bytes written per pacing step: 20 ms worth of the line (230 bytes at 115200 baud), at least
+# 64. Each block appears when its last byte would have arrived, never earlier; smaller steps
+# cost a wake-up every few ms per device, and a line of a thousand devices in one simulator
+# process then spent its time waking threads (answers came late under load).
+_PACE_BLOCK = 64
+_PACE_STEP_S = 0.02
 
 
 class _PortServer:
@@ -31,6 +43,9 @@ class _PortServer:
     def __init__(self, device: Device, baud: int):
         self.device = device
         self.baud = baud
+        self._byte_s = 10 / baud  # start bit, 8 data bits, stop bit
+        self._block = max(_PACE_BLOCK, int(_PACE_STEP_S / self._byte_s))
+        self._rx_clock = 0.0  # when the last byte read so far has arrived over the wire
         self._master, self._slave = os.openpty()
         # Raw from the start: no echo or CR/LF translation before the station configures it.
         tty.setraw(self._slave)
@@ -82,8 +97,15 @@ class _PortServer:
                 if exc.errno == errno.EIO:
                     return
                 raise
-            for answer in self.device.feed(data):
-                if answer.work_s and self._stop.wait(answer.work_s):
+            if not self._arrive(len(data)):
+                return
+            computed = time.monotonic()
+            answers = self.device.feed(data)
+            computed = time.monotonic() - computed
+            for answer in answers:
+                # `keygen_ms` is the device's whole key generation: the simulator's own
+                # computing of the key and CSR counts towards it, not on top of it.
+                if answer.work_s and self._stop.wait(max(0.0, answer.work_s - computed)):
                     return
                 if answer.data and not self._send(answer.data):
                     return
@@ -91,24 +113,41 @@ class _PortServer:
                     self._close_pty()
                     return
 
+    def _arrive(self, count: int) -> bool:
+        """Wait until `count` bytes just read from the pty would have crossed the wire: the
+        pty hands the station's frame over at once, a UART at 10 bits a byte. False if the
+        server was stopped meanwhile."""
+        now = time.monotonic()
+        self._rx_clock = max(now, self._rx_clock) + count * self._byte_s
+        return not self._stop.wait(self._rx_clock - now)
+
     def _send(self, data: bytes) -> bool:
+        """Put `data` on the line block by block, each block only once its last byte would
+        have arrived: the station never sees a byte before its wire time. A schedule, not a
+        sleep per block, so the sleeps' own overshoot does not add up. False if stopped."""
         pos = 0
+        due = time.monotonic()
         poller = select.poll()
         poller.register(self._master, select.POLLOUT)
         poller.register(self._wake_r, select.POLLIN)
         while pos < len(data):
-            ready = dict(poller.poll(1000))
-            if self._stop.is_set():
+            block = data[pos:pos + self._block]
+            # Late by more than a block (the station stopped reading): do not burst to catch up.
+            due = max(due, time.monotonic() - self._block * self._byte_s) + len(block) * self._byte_s
+            if self._stop.wait(max(0.0, due - time.monotonic())):
                 return False
-            if not ready.get(self._master, 0) & select.POLLOUT:
-                continue  # the station is not reading; the pty buffer is full
-            try:
-                n = os.write(self._master, data[pos:pos + _PACE_BLOCK])
-            except BlockingIOError:
-                continue
-            pos += n
-            if self._stop.wait(n * 10 / self.baud):
-                return False
+            while block:
+                ready = dict(poller.poll(1000))
+                if self._stop.is_set():
+                    return False
+                if not ready.get(self._master, 0) & select.POLLOUT:
+                    continue  # the station is not reading; the pty buffer is full
+                try:
+                    n = os.write(self._master, block)
+                except BlockingIOError:
+                    continue
+                block = block[n:]
+                pos += n
         return True
 
 
@@ -164,6 +203,7 @@ class SimulatedLine:
 
     def start(self) -> SimulatedLine:
         if not self._servers:
+            ensure_open_files(len(self.devices) * DESCRIPTORS_PER_DEVICE)
             self._servers = [_PortServer(device, self.baud) for device in self.devices]
             for server in self._servers:
                 server.start()
