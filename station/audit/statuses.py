@@ -26,6 +26,16 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     VOID: frozenset(),
 }
 
+
+
+def transition_allowed(current: str, new: str, *, signed: bool) -> bool:
+    """Whether the station ever moves a certificate from `current` to `new`. `signed`: a
+    certificate was recorded for it, so it exists somewhere and can never become void."""
+    if new == VOID and signed:
+        return False
+    return new in TRANSITIONS.get(current, frozenset())
+
+
 # Statuses a crash leaves unconfirmed: the certificate may or may not be on the device.
 UNCONFIRMED = frozenset({RESERVED, ISSUED})
 # Statuses that a newer certificate delivered to the same device replaces.
