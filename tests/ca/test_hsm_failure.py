@@ -8,7 +8,6 @@ a faulty HSM or a corrupted transfer.
 """
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 import threading
 from pathlib import Path
@@ -20,14 +19,12 @@ from hsm.ca import CertificateAuthority
 from hsm.errors import SigningFailed
 from hsm.signer import HsmEcPrivateKey
 from station.audit import AuditDB, verify
-from station.boot import open_station
-from station.engine.batch import Batch
-from station.engine.engine import Engine
 from station.engine.events import DeviceAttached, DeviceFailed, DevicePassed, IssuanceHalted, StepStarted
 from station.issuance import Issuer
 from station.sim import SimulatedLine
 from tests.csr_factory import make_csr
 from tests.engine.conftest import MODEL, engine_config  # noqa: F401 (a fixture)
+from tests.engine.test_pipeline_checks import run_line
 
 SLOW_KEYGEN_MS = 1500  # long enough for the first device's failure to halt the line first
 
@@ -79,11 +76,9 @@ def test_a_wrong_signature_halts_the_line_and_devices_past_bind_get_no_certifica
     returns the wrong signature. S1 fails at issue with SigningFailed and its reservation is
     void; the line halts; S2 and S3 then fail with issuance-halted; the devices queued behind
     them are never started. No device holds a certificate."""
-    events, in_keygen = [], set()
-    others_past_bind = threading.Event()
+    in_keygen, others_past_bind, faulty = set(), threading.Event(), []
 
     def watch(event):
-        events.append(event)
         if isinstance(event, StepStarted) and event.step == "keygen" and event.slot != "S1":
             in_keygen.add(event.slot)
             if in_keygen == {"S2", "S3"}:
@@ -92,20 +87,16 @@ def test_a_wrong_signature_halts_the_line_and_devices_past_bind_get_no_certifica
     def hold_until_the_others_are_past_bind():
         assert others_past_bind.wait(30), "S2 and S3 never reached keygen"
 
-    line = dataclasses.replace(engine_config.line, label_source="device-id")  # no manifest needed
-    with SimulatedLine(2, tmp_path / "fast", keygen_ms=20, model=MODEL) as fast, \
-            SimulatedLine(4, tmp_path / "slow", keygen_ms=SLOW_KEYGEN_MS, model=MODEL) as slow, \
-            open_station(engine_config) as station:
+    def install_the_faulty_token_signer(station):
         station.ca = station.issuer.ca = faulty_copy(station.ca, before_signing=hold_until_the_others_are_past_bind)
-        slots = {"S1": fast.ports, "S2": slow.ports[0:2], "S3": slow.ports[2:4]}
-        engine = Engine(station, Batch("WO-HSM", MODEL, "op"), line, driver_opts={"timeout_scale": line.timeout_scale})
-        engine.bus.subscribe(watch)
-        engine.start()
-        for slot, ports in slots.items():
-            engine.run_slot_queue(slot, ports)
-        engine.finish()
-        signatures_made = station.ca.signer.calls
+        faulty.append(station.ca.signer)
+
+    with SimulatedLine(2, tmp_path / "fast", keygen_ms=20, model=MODEL) as fast, \
+            SimulatedLine(4, tmp_path / "slow", keygen_ms=SLOW_KEYGEN_MS, model=MODEL) as slow:
+        engine, events = run_line(engine_config, {"S1": fast.ports, "S2": slow.ports[0:2], "S3": slow.ports[2:4]},
+                                  batch_id="WO-HSM", prepare=install_the_faulty_token_signer, watch=watch)
         queued = {fast.ports[1], slow.ports[1], slow.ports[3]}
+    signatures_made = faulty[0].calls
 
     assert signatures_made == 1, "only the first device may reach the token"
     assert engine.halted and engine.halted.startswith("HSM failure: ")
