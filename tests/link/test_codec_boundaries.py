@@ -1,6 +1,6 @@
 """Codec edges that mutation testing found unpinned (docs/testing.md, "Scores"): the exact
-frame and object size limits, base64 strictness, what counts as a key=value field, and the
-characters an ERR text keeps."""
+frame and object size limits, base64 strictness, what counts as a key=value field, the
+characters an ERR text keeps and the bytes a frame may hold."""
 from __future__ import annotations
 
 import hashlib
@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 from station.link.codec import (ErrorCode, FrameError, FrameErrorReason, PayloadAssembler, PayloadError, Verb,
-                                decode_frame, encode_error, encode_frame)
+                                crc16_ccitt_false, decode_frame, encode_error, encode_frame)
 
 
 def _frame_of(length: int) -> bytes:
@@ -60,3 +60,10 @@ def test_err_text_keeps_every_printable_character_but_the_star():
 def test_a_verb_outside_ascii_is_a_value_error_naming_the_rule():
     with pytest.raises(ValueError, match="is not 1-16 of A-Z"):
         encode_frame(1, "ÉCRIS")
+
+
+def test_a_delete_byte_is_not_printable_ascii():
+    body = b"1 OK a\x7fb"
+    with pytest.raises(FrameError) as refused:
+        decode_frame(body + b"*%04X\n" % crc16_ccitt_false(body))
+    assert refused.value.reason is FrameErrorReason.NOT_ASCII
