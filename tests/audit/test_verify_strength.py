@@ -236,3 +236,32 @@ def test_station_audit_verify_on_a_damaged_file_exits_3_with_one_line(large, whe
     result = run_station("audit", "verify", "--db", large, "--skip-signatures")
     assert_clean_failure(result, ExitCode.ENVIRONMENT, str(large))
     assert "TAMPERED" not in result.stderr
+
+
+# -- certificate events that contradict the log's own history -----------------------------
+
+@pytest.mark.parametrize("kind, data, reason", [
+    ("certificate-reserved", lambda serial: {"serial": serial, "spki_sha256": "ab" * 32, "status": "reserved"},
+     "event {eid}: certificate 0x{serial} reserved twice"),
+    ("certificate-status-changed", lambda serial: {"serial": "abc", "from": "issued", "to": "delivered"},
+     "event {eid}: certificate 0xabc changes but was never reserved"),
+    ("certificate-status-changed", lambda serial: {"serial": serial, "from": "delivered", "to": "revoked"},
+     "event {eid}: certificate 0x{serial} leaves status delivered but the log had it verified"),
+], ids=["reserved-twice", "never-reserved", "wrong-from"])
+def test_certificate_event_contradicting_the_log_is_named(good, audit_key, kind, data, reason):
+    serial = serial_of(good, "D1")  # verified
+    with tamper(good) as conn:
+        eid = append_forged(conn, kind, data(serial))
+    report = bad(good, audit_key)
+    assert (report.first_bad_table, report.first_bad_row) == ("events", eid)
+    assert report.reason == reason.format(eid=eid, serial=serial)
+
+
+def test_summary_says_what_was_and_was_not_checked(good, audit_key):
+    signed = verify(good, audit_key.public_key()).summary()
+    assert signed.startswith("audit intact: ") and "(signatures verified)" in signed
+    unsigned = verify(good).summary()
+    assert "(signatures NOT checked: no audit public key given)" in unsigned
+    with tamper(good) as conn:
+        conn.execute("UPDATE events SET kind = 'x' WHERE id = 3")
+    assert verify(good).summary() == "audit TAMPERED: event 3: hash does not match its content (edited?)"
