@@ -31,6 +31,16 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     VOID: frozenset(),
 }
 
+
+
+def transition_allowed(current: str, new: str, *, signed: bool) -> bool:
+    """Whether the station ever moves a certificate from `current` to `new`. `signed`: a
+    certificate was recorded for it, so it exists somewhere and can never become void."""
+    if new == VOID and signed:
+        return False
+    return new in TRANSITIONS.get(current, frozenset())
+
+
 # Statuses a crash leaves unconfirmed. A reservation was never signed, so it cannot be on the
 # device (-> undelivered); an issued certificate may have been written and committed just
 # before the station died (-> unknown, settled at the device's next contact).

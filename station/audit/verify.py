@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from station.audit import checkpoint as cp
 from station.audit.chain import GENESIS_HASH, event_hash
 from station.audit.errors import AuditUnreadable
+from station.audit.statuses import transition_allowed
 
 REQUIRED_TABLES = {"meta", "events", "checkpoints", "certificates"}
 # Certificate columns the log fully determines; the others are bookkeeping.
@@ -143,7 +144,11 @@ def _check(conn, path: Path, public_key, report: VerifyReport) -> None:
                               f"{', '.join(sorted(REQUIRED_TABLES - tables))})")
     damage = conn.execute("PRAGMA quick_check").fetchone()[0]
     if damage != "ok":
-        raise _Bad(None, None, f"database file is damaged: {damage}")
+        # A damaged file cannot be judged intact or tampered: exit 3, like an unreadable one.
+        # quick_check lists every bad page; the first line that names one says enough.
+        first = next((line for line in damage.splitlines() if not line.startswith("***")), damage)
+        raise AuditUnreadable(f"audit database {path} is damaged ({first.strip()}); it cannot be "
+                              "verified: verify a backup copy")
     checkpoints = list(_rows(conn, "SELECT * FROM checkpoints ORDER BY id"))
     covered = {c["last_event_id"] for c in checkpoints}
     covered |= {c["last_event_id"] + 1 for c in checkpoints}
@@ -161,8 +166,13 @@ def _check(conn, path: Path, public_key, report: VerifyReport) -> None:
         if event_hash(row) != row["hash"]:
             raise _Bad("events", eid, f"event {eid}: hash does not match its content (edited?)")
         if row["prev_hash"] != prev_hash:
-            raise _Bad("events", eid, f"event {eid}: prev_hash is not the hash of event "
-                       f"{prev_id} (reordered or replaced?)")
+            if eid == 1:
+                raise _Bad("events", 1, "event 1: prev_hash is not the genesis value (64 zeros): "
+                           "the log's start was replaced")
+            # Each row is self-consistent, so one of the two was rewritten with its hash
+            # recomputed; the earlier one is named first.
+            raise _Bad("events", prev_id, f"event {prev_id}: its hash is not the one event {eid} "
+                       f"links to (event {prev_id} edited and rehashed, or event {eid} replaced?)")
         try:
             data = json.loads(row["data"])
         except ValueError:
@@ -205,6 +215,9 @@ def _check_checkpoints(checkpoints, seen, written, head_id, public_key, report) 
         if record["kind"] != "checkpoint-written" or record["data"].get("checkpoint_id") != cid:
             raise _Bad("checkpoints", cid, f"checkpoint {cid}: event {last + 1} is not its "
                        "checkpoint-written record (inserted?)")
+        if record["data"].get("last_event_id") != last:
+            raise _Bad("checkpoints", cid, f"checkpoint {cid}: event {last + 1} records it as "
+                       f"covering event {record['data'].get('last_event_id')}, not {last} (edited?)")
         if record["data"].get("signature_sha256") != _sha256_hex(row["signature"]):
             raise _Bad("checkpoints", cid, f"checkpoint {cid}: signature differs from the one "
                        f"logged in event {last + 1} (replaced?)")
@@ -252,13 +265,23 @@ class _CertificateReplay:
             raise _Bad("events", eid, f"event {eid}: certificate 0x{serial} changes but was "
                        "never reserved")
         elif kind == "certificate-issued":
+            self._check_transition(eid, serial, known, data.get("status"))
             known.update({c: data[c] for c in REPLAYED_COLUMNS if c in data})
         elif kind == "certificate-status-changed":
             if data.get("from") != known["status"]:
                 raise _Bad("events", eid, f"event {eid}: certificate 0x{serial} leaves status "
                            f"{data.get('from')} but the log had it {known['status']}")
+            self._check_transition(eid, serial, known, data.get("to"))
             known["status"], known["status_reason"] = data.get("to"), data.get("reason")
         self.last_event[serial] = eid
+
+    @staticmethod
+    def _check_transition(eid: int, serial, known: dict, new) -> None:
+        # The log and the table can be rewritten together after the last checkpoint; a move
+        # the station never makes (un-revoking, say) still shows.
+        if not transition_allowed(known["status"], new, signed=known["cert_pem"] is not None):
+            raise _Bad("events", eid, f"event {eid}: certificate 0x{serial} moves from "
+                       f"{known['status']} to {new}, which the station never does (forged?)")
 
     def compare(self, rows) -> int:
         checked = 0

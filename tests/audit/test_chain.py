@@ -3,6 +3,7 @@ offline verifier written from the document computes the same hashes."""
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -37,6 +38,31 @@ def test_timestamps_are_utc_with_microseconds_and_z():
         "2026-01-01T11:00:00.000005Z"
     assert utc_timestamp(datetime(2026, 1, 1, 12, 0)) == "2026-01-01T12:00:00.000000Z"
     assert utc_timestamp().endswith("Z")
+
+
+@pytest.fixture
+def local_time_not_utc(monkeypatch):
+    """A station PC whose local time zone is not UTC (every CI machine runs in UTC, which hides
+    a local time written with a Z)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    assert time.timezone != 0
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_timestamps_are_utc_whatever_the_local_time_zone(local_time_not_utc):
+    assert utc_timestamp(datetime(2026, 1, 1, 12, 0)) == "2026-01-01T12:00:00.000000Z"  # naive = UTC
+    assert utc_timestamp(datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)) == "2026-01-01T12:00:00.000000Z"
+    now = datetime.now(timezone.utc)
+    stamped = datetime.strptime(utc_timestamp(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    assert abs(stamped - now) < timedelta(minutes=1)
+
+
+def test_a_value_that_is_not_json_is_refused_by_its_type_name():
+    with pytest.raises(TypeError, match="^object is not JSON-serialisable$"):
+        canonical_json({"x": object()})
 
 
 @pytest.mark.parametrize("serial, text", [(1, "1"), (0xABC, "abc"), (2**159 - 1, "7" + "f" * 39)])
