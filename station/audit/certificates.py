@@ -177,10 +177,9 @@ class CertificateRecords:
 
     def _change_status(self, row: dict, status: str, reason: str | None) -> int:
         current = row["status"]
-        allowed = status in st.TRANSITIONS[current]
-        if status == st.VOID and current == st.UNDELIVERED and row["cert_pem"]:
-            allowed = False  # it was signed: it exists, so it must be revoked, not voided
-        if not allowed:
+        # One rule for the writer and for verify's replay: a signed certificate exists, so it
+        # can be revoked or superseded, never voided.
+        if not st.transition_allowed(current, status, signed=bool(row["cert_pem"])):
             raise PolicyRefusal("certificate-status", f"certificate 0x{row['serial']} is "
                                 f"{current}; it cannot become {status}")
         self._db["certificates"].update(row["serial"], {
