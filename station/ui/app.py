@@ -1,0 +1,262 @@
+"""The operator terminal app: lays out the main screen, folds events into the model on its
+own loop, routes scans, and runs every blocking session call in a thread worker.
+
+Attributes down, messages up: engine workers never touch a widget; they publish events,
+which arrive here as `EventArrived` messages (post_message is thread-safe).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from hsm.errors import HSMError
+from station.engine.events import Event, IssuanceHalted
+from station.errors import StationError
+from station.operator.events import BatchClosed, ScanAccepted, ScanRefused, StationFailed, StationOpened
+from station.operator.i18n import _
+from station.operator.model import LineModel
+from station.operator.scan import Refusal, ScanRouter
+from station.operator.session import Session
+from station.ui.messages import EventArrived, Scanned
+from station.ui.screens.confirm_quit import ConfirmQuit
+from station.ui.screens.help import HelpScreen
+from station.ui.screens.pin import PinScreen
+from station.ui.screens.summary import BatchSummary
+from station.ui.widgets.batch_panel import BatchPanel
+from station.ui.widgets.event_log import EventLog
+from station.ui.widgets.scan_field import ScanField
+from station.ui.widgets.slots import SlotGrid
+
+REFRESH_S = 0.1  # the screen redraws at most this often, however fast events come
+
+
+class StationApp(App):
+    CSS_PATH = Path(__file__).with_name("station.tcss")
+    TITLE = "Certificate injection station"
+    BINDINGS = [
+        Binding("q", "request_quit", _("Quit")),
+        Binding("question_mark,f1", "help", _("Help"), key_display="?"),
+        Binding("ctrl+p", "command_palette", _("Commands")),
+    ]
+
+    def __init__(self, model: LineModel, router: ScanRouter, session: Session | None = None, *,
+                 hint: str = "", token: str = "", serial_scanner: Callable | None = None) -> None:
+        super().__init__()
+        self.model, self.router, self.session = model, router, session
+        self.hint, self.token = hint, token
+        self._serial_scanner_factory = serial_scanner
+        self._serial_scanner = None
+        self._busy: str | None = None  # a login or batch change under way: scans wait
+        self._quitting = False
+        self._dirty = True
+        if session is not None:
+            session.publish = self.publish
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="▣")
+        yield Static(id="banner")
+        yield Static(id="status")
+        with Horizontal(id="body"):
+            yield SlotGrid(list(self.model.slots.values()), id="slots")
+            yield BatchPanel(id="batch")
+        yield EventLog(id="log")
+        yield ScanField(id="scan")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#scan", ScanField).focus()
+        self.set_interval(REFRESH_S, self._redraw)
+        self._redraw()
+        if self.session is not None:
+            if self.session.pin_needed():
+                self._ask_pin()
+            else:
+                self._work(self.session.open)
+            if self._serial_scanner_factory is not None:
+                self._start_serial_scanner()
+
+    # -- events from any thread ---------------------------------------------------------------
+
+    def publish(self, event: Event) -> None:
+        """The session's and the engine's subscriber: thread-safe, never blocks the line."""
+        self.post_message(EventArrived(event))
+
+    def on_event_arrived(self, message: EventArrived) -> None:
+        event = message.event
+        self.model.apply(event)
+        self._dirty = True
+        if isinstance(event, StationFailed) and event.wrong_pin:
+            self._ask_pin(event.reason)
+        elif isinstance(event, IssuanceHalted):
+            self.bell()
+        elif isinstance(event, BatchClosed) and not self._quitting and self.model.batch is not None:
+            self.push_screen(BatchSummary(self.model.batch, self.model.clock()))
+
+    def _redraw(self) -> None:
+        if not self._dirty and not self.model.in_flight() and not self.model.batch_running:
+            return
+        self._dirty = False
+        now = self.model.clock()
+        self.query_one(SlotGrid).show(self.model.slots, now)
+        self.query_one(BatchPanel).show(self.model, now)
+        self.query_one(EventLog).show(self.model)
+        banner = self.query_one("#banner", Static)
+        banner.display = bool(self.model.halted)
+        if self.model.halted:
+            banner.update(_("⛔ ISSUANCE HALTED: the line is stopped. {reason}").format(reason=self.model.halted))
+        self.query_one("#status", Static).update(self._status_text())
+        self.sub_title = " · ".join(filter(None, [self.model.station_id, self.model.operator,
+                                                   self.model.batch.batch_id if self.model.batch else None]))
+
+    def _status_text(self) -> str:
+        status = self.query_one("#status", Static)
+        accepted, message = self.model.last_scan or (True, "")
+        status.set_class(not accepted, "-refused")
+        if not accepted:
+            return "✘ " + message
+        if self._busy:
+            return "… " + self._busy
+        if self.model.station_error:
+            return "✘ " + self.model.station_error
+        if not self.model.station_ready:
+            return _("Opening the station (HSM login)…")
+        if self.model.stopped:
+            return _("Line stopped.")
+        if self.model.operator is None:
+            return self.hint or _("Scan your operator badge.")
+        if not self.model.batch_running:
+            return self.hint or _("Scan a work order to open a batch.")
+        waiting = self.model.waiting_for_override() or self.model.waiting_for_label()
+        if waiting:
+            return _("Slot {slot} is waiting for a scan.").format(slot=waiting[0].name)
+        return _("Running. Put devices in the slots.") if not message else "✔ " + message
+
+    # -- scans ---------------------------------------------------------------------------------
+
+    def on_scanned(self, message: Scanned) -> None:
+        self.handle_scan(message.text)
+
+    def handle_scan(self, text: str) -> None:
+        if self._busy:
+            return self._refuse(text, _("please wait: {what}").format(what=self._busy))
+        if self.session is None:
+            return self._refuse(text, _("no line is attached"))
+        route = self.router.route(text, self.model)
+        if isinstance(route, Refusal):
+            return self._refuse(text, route.reason)
+        if route.kind == "operator":
+            self._busy = _("logging in {operator}").format(operator=route.value)
+            self._work(self.session.login, route.value, scan=text)
+        elif route.kind == "work-order":
+            self._busy = _("opening work order {wo}").format(wo=route.value)
+            self._work(self.session.open_batch, route.value, scan=text)
+        elif route.kind == "label":
+            self.session.bind_label(route.slot, route.value)
+            self._accept(text, _("label {label} for slot {slot}").format(label=route.value, slot=route.slot))
+        elif route.kind == "supervisor":
+            self.session.approve_override(route.slot, route.value)
+            self._accept(text, _("supervisor {supervisor} approved slot {slot}").format(
+                supervisor=route.value, slot=route.slot))
+
+    def _refuse(self, text: str, reason: str) -> None:
+        self.publish(ScanRefused(scan=text, reason=reason))
+        self.bell()
+
+    def _accept(self, text: str, what: str) -> None:
+        self.publish(ScanAccepted(scan=text, what=what))
+
+    def _work(self, call: Callable, *args, scan: str | None = None) -> None:
+        """Run a blocking session call on a thread; its failure is a refusal, not a crash."""
+        def run() -> None:
+            try:
+                call(*args)
+            except (StationError, HSMError) as exc:
+                self.publish(ScanRefused(scan=scan or "", reason=str(exc)) if scan else StationFailed(reason=str(exc)))
+                self.call_from_thread(self.bell)
+            except Exception as exc:  # a bug: one line, the line keeps its state
+                self.publish(StationFailed(reason=_("internal error ({kind}: {detail})").format(
+                    kind=type(exc).__name__, detail=exc)))
+            finally:
+                self.call_from_thread(self._done)
+
+        self.run_worker(run, thread=True, group="session", exit_on_error=False)
+
+    def _done(self) -> None:
+        self._busy = None
+        self._dirty = True
+
+    # -- serial scanner -------------------------------------------------------------------------
+
+    def _start_serial_scanner(self) -> None:
+        try:
+            self._serial_scanner = self._serial_scanner_factory(lambda text: self.post_message(Scanned(text)))
+        except (OSError, ValueError) as exc:
+            self.publish(StationFailed(reason=_("serial scanner: {detail}").format(detail=exc)))
+
+    # -- PIN ------------------------------------------------------------------------------------
+
+    def _ask_pin(self, error: str | None = None) -> None:
+        def entered(pin: str | None) -> None:
+            if pin:
+                self._work(self.session.open, pin)
+
+        self.push_screen(PinScreen(self.token, error), entered)
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.hint))
+
+    def action_request_quit(self) -> None:
+        in_flight = len(self.model.in_flight())
+        if in_flight:
+            self.push_screen(ConfirmQuit(in_flight), lambda yes: self._quit() if yes else None)
+        else:
+            self._quit()
+
+    def _quit(self) -> None:
+        if self._quitting:
+            return
+        self._quitting = True
+        self._busy = _("stopping: the devices in flight finish, nothing new starts")
+        self._dirty = True
+        session = self.session
+
+        def stop() -> None:
+            if session is not None:
+                if session.in_flight:
+                    session.stop()
+                session.close()
+            if self._serial_scanner is not None:
+                self._serial_scanner.close()
+            self.call_from_thread(self.exit)
+
+        self.run_worker(stop, thread=True, group="quit", exit_on_error=False)
+
+    def action_close_batch(self) -> None:
+        if self.session is not None and self.session.in_flight:
+            self._busy = _("closing the batch once the devices in flight finish")
+            self._work(self.session.close_batch)
+
+    def action_stop_line(self) -> None:
+        if self.session is not None and self.session.in_flight:
+            self._busy = _("stopping the line")
+            self._work(self.session.stop)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield SystemCommand(_("Close batch"), _("Finish the devices in flight, close the batch, show the summary"),
+                            self.action_close_batch)
+        yield SystemCommand(_("Stop line"), _("Devices in flight finish, nothing new starts, the batch stays open"),
+                            self.action_stop_line)
+        yield SystemCommand(_("Help"), _("What to scan and which key does what"), self.action_help)
+        yield SystemCommand(_("Quit"), _("Leave the station (asks first while devices are in flight)"),
+                            self.action_request_quit)

@@ -1,0 +1,153 @@
+"""The fixture slots: one tile per slot (slot number large, device, label, step with a
+progress bar, elapsed time, result), or one line per slot when the tiles do not fit (80x24).
+
+State is never shown by colour alone: every state has its symbol and its word.
+"""
+from __future__ import annotations
+
+from math import ceil
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.widget import Widget
+from textual.widgets import Digits, Static
+
+from station.operator.i18n import _
+from station.operator.model import SlotView
+
+TILE_WIDTH = 28  # a tile needs this many columns ...
+TILE_HEIGHT = 7  # ... and rows, borders included
+BAR_WIDTH = 10
+
+
+def bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def status(slot: SlotView) -> tuple[str, str, str]:
+    """(css class, symbol, word) of the slot's state."""
+    if slot.needs_override:
+        return "-override", "⚠", _("SUPERVISOR")
+    if slot.result == "PASS":
+        return "-pass", "✔", _("PASS")
+    if slot.result == "FAIL":
+        return "-fail", "✘", _("FAIL")
+    if slot.state == "waiting-label":
+        return "-wait", "▶", _("SCAN LABEL")
+    if slot.state == "busy":
+        return "-busy", "●", _("WORKING")
+    return "-empty", "·", _("empty")
+
+
+def _seconds(slot: SlotView, now: float) -> str:
+    elapsed = slot.elapsed(now)
+    return "" if elapsed is None else f"{elapsed:.1f} s"
+
+
+def _step(slot: SlotView) -> str:
+    if not slot.step:
+        return ""
+    return _("{step} {k}/{n}").format(step=_(slot.step), k=min(slot.step_index + 1, slot.step_count),
+                                      n=slot.step_count)
+
+
+def _explain(slot: SlotView) -> str:
+    if slot.needs_override:
+        return _("already provisioned: scan a supervisor badge to re-provision")
+    if slot.result == "FAIL":
+        return (_("at {step}: {reason}").format(step=_(slot.step), reason=slot.reason or "") if slot.step
+                else slot.reason or "")
+    return ""
+
+
+def tile_text(slot: SlotView, now: float) -> Text:
+    _cls, symbol, word = status(slot)
+    text = Text()
+    text.append(f"{symbol} {word}\n", style="bold")
+    text.append(f"{slot.device_id or ''}\n")
+    text.append(f"{slot.label or ''}\n")
+    explain = _explain(slot)
+    if explain:
+        text.append(explain)
+    elif slot.state != "empty":
+        text.append(f"{_step(slot):<12} {bar(slot.progress)}\n{_seconds(slot, now)}")
+    return text
+
+
+def line_text(slot: SlotView, now: float) -> Text:
+    """One line: what matters most first (the state or step), the device last."""
+    _cls, symbol, word = status(slot)
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"{slot.name:>3} {symbol} ", style="bold")
+    device = (slot.device_id or "")[:12]
+    if slot.state == "empty":
+        text.append(word)
+    elif slot.result == "FAIL" or slot.needs_override:
+        text.append(f"{word} ", style="bold")
+        text.append(f"{device}  {_explain(slot)}")
+    elif slot.result == "PASS":
+        text.append(f"{word} ", style="bold")
+        text.append(f"{slot.label or ''}  {device}  {_seconds(slot, now)}")
+    elif slot.state == "waiting-label":
+        text.append(f"{word} ", style="bold")
+        text.append(device)
+    else:
+        text.append(f"{_step(slot):<12}", style="bold")
+        text.append(f" {bar(slot.progress, 7)} {_seconds(slot, now):>6}  {device}")
+    return text
+
+
+class SlotTile(Widget):
+    """One slot. Its CSS class follows the state (colour), its text says the state (words)."""
+
+    def __init__(self, slot: SlotView) -> None:
+        super().__init__(id=f"slot-{slot.name}", classes="-empty")
+        self.slot = slot
+        self.now = 0.0
+        self.compact = False
+
+    def compose(self) -> ComposeResult:
+        yield Digits(self.slot.name.lstrip("S") or self.slot.name, classes="number")
+        yield Static(classes="body")
+
+    def show(self, slot: SlotView, now: float, compact: bool) -> None:
+        self.slot, self.now, self.compact = slot, now, compact
+        cls = status(slot)[0]
+        for name in ("-pass", "-fail", "-wait", "-busy", "-empty", "-override"):
+            self.set_class(name == cls, name)
+        body = self.query_one(".body", Static)
+        body.update(line_text(slot, now) if compact else tile_text(slot, now))
+
+
+class SlotGrid(Container):
+    """All the slots; switches to one line per slot when the tiles do not fit."""
+
+    def __init__(self, slots: list[SlotView], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._initial = slots
+        self.compact = False
+
+    def compose(self) -> ComposeResult:
+        for slot in self._initial:
+            yield SlotTile(slot)
+
+    def on_resize(self) -> None:
+        self.fit()
+
+    def fit(self) -> None:
+        count = max(1, len(self.children))
+        width, height = self.size.width, self.size.height
+        columns = max(1, width // TILE_WIDTH)
+        compact = ceil(count / columns) * TILE_HEIGHT > height
+        self.compact = compact
+        self.set_class(compact, "compact")
+        self.styles.grid_size_columns = 1 if compact else min(columns, count)
+
+    def show(self, slots: dict[str, SlotView], now: float) -> None:
+        tiles = {tile.slot.name: tile for tile in self.query(SlotTile)}
+        for name, slot in slots.items():
+            tile = tiles.get(name)
+            if tile is not None:
+                tile.show(slot, now, self.compact)
