@@ -114,7 +114,8 @@ class StationApp(App):
         if self.model.halted:
             banner.update(_("⛔ ISSUANCE HALTED: the line is stopped. {reason}").format(reason=self.model.halted))
         self.query_one("#status", Static).update(self._status_text())
-        self.sub_title = " · ".join(filter(None, [self.model.station_id, self.model.operator,
+        self.title = self.model.station_id or self.TITLE
+        self.sub_title = " · ".join(filter(None, [self.model.operator,
                                                    self.model.batch.batch_id if self.model.batch else None]))
 
     def _status_text(self) -> str:
@@ -125,6 +126,8 @@ class StationApp(App):
             return "✘ " + message
         if self._busy:
             return "… " + self._busy
+        if self.model.halted:
+            return _("Issuance halted: fix the cause, then restart the station; the batch stays open to resume.")
         if self.model.station_error:
             return "✘ " + self.model.station_error
         if not self.model.station_ready:

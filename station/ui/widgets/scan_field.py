@@ -18,6 +18,7 @@ EMPTY_FIELD_ACTIONS = {"q": "request_quit", "question_mark": "help"}
 class ScanField(Input):
     def __init__(self, **kwargs) -> None:
         super().__init__(placeholder=_("Scan here (badge, work order, label)"), **kwargs)
+        self.cursor_blink = False  # a steady cursor: the field always has the focus
 
     def check_consume_key(self, key: str, character: str | None) -> bool:
         # Lets the footer show q and ? as the actions they are on an empty field.

@@ -67,7 +67,8 @@ def tile_text(slot: SlotView, now: float) -> Text:
     text = Text()
     text.append(f"{symbol} {word}\n", style="bold")
     text.append(f"{slot.device_id or ''}\n")
-    text.append(f"{slot.label or ''}\n")
+    if slot.label:
+        text.append(f"{slot.label}\n")
     explain = _explain(slot)
     if explain:
         text.append(explain)
@@ -79,14 +80,16 @@ def tile_text(slot: SlotView, now: float) -> Text:
 def line_text(slot: SlotView, now: float) -> Text:
     """One line: what matters most first (the state or step), the device last."""
     _cls, symbol, word = status(slot)
-    text = Text(no_wrap=True, overflow="ellipsis")
+    text = Text(overflow="fold")
     text.append(f"{slot.name:>3} {symbol} ", style="bold")
     device = (slot.device_id or "")[:12]
     if slot.state == "empty":
         text.append(word)
     elif slot.result == "FAIL" or slot.needs_override:
+        # The reason matters more than the device id here (the log has both): it may take a
+        # second line.
         text.append(f"{word} ", style="bold")
-        text.append(f"{device}  {_explain(slot)}")
+        text.append(_explain(slot))
     elif slot.result == "PASS":
         text.append(f"{word} ", style="bold")
         text.append(f"{slot.label or ''}  {device}  {_seconds(slot, now)}")
@@ -94,8 +97,9 @@ def line_text(slot: SlotView, now: float) -> Text:
         text.append(f"{word} ", style="bold")
         text.append(device)
     else:
-        text.append(f"{_step(slot):<12}", style="bold")
-        text.append(f" {bar(slot.progress, 7)} {_seconds(slot, now):>6}  {device}")
+        text.append(f"{device} ")
+        text.append(f"{_step(slot):<11}", style="bold")
+        text.append(f" {bar(slot.progress, 7)} {_seconds(slot, now):>6}")
     return text
 
 
