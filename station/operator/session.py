@@ -11,17 +11,19 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
+from typing import TYPE_CHECKING
+
 from hsm.errors import HSMError, PinIncorrect
 from station.config import StationConfig
-from station.engine.batch import Batch, Manifest
-from station.engine.bus import EventBus
-from station.engine.engine import Engine
 from station.engine.events import BatchCounterChanged, Event
 from station.errors import StationError
 from station.operator.events import (BatchClosed, LineStopped, OperatorLoggedIn, StationFailed, StationOpened)
 from station.operator.fixture import SlotFeeder
 from station.operator.i18n import _
 from station.pin import configured_pin
+
+if TYPE_CHECKING:
+    from station.engine.engine import Engine
 
 
 class Session:
@@ -32,7 +34,7 @@ class Session:
         self.publish = publish
         self.driver_opts = {"timeout_scale": cfg.line.timeout_scale, **(driver_opts or {})}
         self.station = None
-        self.engine: Engine | None = None
+        self.engine: "Engine | None" = None
         self.operator: str | None = None
         self._lock = threading.Lock()  # one batch transition at a time (open, close, stop)
 
@@ -76,6 +78,12 @@ class Session:
     def open_batch(self, work_order: str) -> None:
         """Open (or resume) the batch for `work_order` and start feeding devices. Raises
         StationError with an operator-readable reason (no manifest, batch held elsewhere)."""
+        # The engine (and the audit and drivers it brings) is imported when the first batch
+        # opens, not when the terminal starts: the first screen comes sooner.
+        from station.engine.batch import Batch, Manifest
+        from station.engine.bus import EventBus
+        from station.engine.engine import Engine
+
         with self._lock:
             plan = self.fixture.plan(work_order, self.cfg)
             batch = Batch(batch_id=plan.batch_id, model=plan.model, operator=self.operator, expected=plan.expected,
@@ -105,7 +113,7 @@ class Session:
         self.engine.approve_override(slot, supervisor)
         self.fixture.approved(slot)
 
-    def close_batch(self, engine: Engine | None = None) -> None:
+    def close_batch(self, engine: "Engine | None" = None) -> None:
         """Close the batch once its devices in flight finished (a signed checkpoint)."""
         with self._lock:
             engine = engine or self.engine
@@ -127,7 +135,7 @@ class Session:
                 self._ended(engine, left_open=True)
             self.publish(LineStopped())
 
-    def _ended(self, engine: Engine, *, left_open: bool) -> None:
+    def _ended(self, engine: "Engine", *, left_open: bool) -> None:
         self.engine = None
         try:
             head_id, head_hash = self.station.audit.head()

@@ -6,7 +6,8 @@ which arrive here as `EventArrived` messages (post_message is thread-safe).
 """
 from __future__ import annotations
 
-import time
+import sys
+import threading
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -34,7 +35,12 @@ from station.ui.widgets.event_log import EventLog
 from station.ui.widgets.scan_field import ScanField
 from station.ui.widgets.slots import SlotGrid
 
-REFRESH_S = 0.1  # the screen redraws at most this often, however fast events come
+REFRESH_S = 0.5  # the screen redraws at most this often, however fast events come
+# The line's threads wait on serial I/O and need the GIL for a moment when data arrives; with
+# the default 5 ms switch interval a frame being drawn on the UI loop makes each of them wait
+# up to 5 ms per wake-up, which adds up over a device's hundred exchanges. 1 ms keeps the line
+# at its headless pace (docs/performance.md).
+SWITCH_INTERVAL_S = 0.001
 
 
 class StationApp(App):
@@ -56,6 +62,9 @@ class StationApp(App):
         self._busy: str | None = None  # a login or batch change under way: scans wait
         self._quitting = False
         self._dirty = True
+        self._shown: tuple = ()
+        self._pending: list[Event] = []
+        self._pending_lock = threading.Lock()
         if session is not None:
             session.publish = self.publish
 
@@ -73,6 +82,9 @@ class StationApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self._views = (self.query_one(SlotGrid), self.query_one(BatchPanel), self.query_one(EventLog),
+                       self.query_one("#banner", Static), self.query_one("#status", Static))
         self.query_one("#scan", ScanField).focus()
         self.set_interval(REFRESH_S, self._redraw)
         self._redraw()
@@ -87,11 +99,26 @@ class StationApp(App):
     # -- events from any thread ---------------------------------------------------------------
 
     def publish(self, event: Event) -> None:
-        """The session's and the engine's subscriber: thread-safe, never blocks the line."""
-        self.post_message(EventArrived(event))
+        """The session's and the engine's subscriber: thread-safe, never blocks the line.
+        Events queue up; one message wakes the loop for all that arrived meanwhile (a
+        device's two dozen events are one wake-up, not two dozen)."""
+        with self._pending_lock:
+            self._pending.append(event)
+            wake = len(self._pending) == 1
+        if wake:
+            self.post_message(EventArrived())
 
     def on_event_arrived(self, message: EventArrived) -> None:
-        event = message.event
+        with self._pending_lock:
+            events, self._pending = self._pending, []
+        for event in events:
+            self._fold(event)
+        # A scan's answer is shown at once; so is everything while no device is in flight.
+        # Otherwise the redraw timer paces the screen (a busy screen must not slow the line).
+        if not self.model.in_flight() or any(isinstance(e, (ScanRefused, ScanAccepted)) for e in events):
+            self._redraw()
+
+    def _fold(self, event: Event) -> None:
         self.model.apply(event)
         self._dirty = True
         if isinstance(event, StationFailed) and event.wrong_pin:
@@ -106,42 +133,47 @@ class StationApp(App):
             return
         self._dirty = False
         now = self.model.clock()
-        self.query_one(SlotGrid).show(self.model.slots, now)
-        self.query_one(BatchPanel).show(self.model, now)
-        self.query_one(EventLog).show(self.model)
-        banner = self.query_one("#banner", Static)
-        banner.display = bool(self.model.halted)
-        if self.model.halted:
-            banner.update(_("⛔ ISSUANCE HALTED: the line is stopped. {reason}").format(reason=self.model.halted))
-        self.query_one("#status", Static).update(self._status_text())
+        # The main screen's widgets, held from mount: a dialog on top does not hide them.
+        grid, panel, log, banner, status = self._views
+        grid.show(self.model.slots, now)
+        panel.show(self.model, now)
+        log.show(self.model)
+        halted = (_("⛔ ISSUANCE HALTED: the line is stopped. {reason}").format(reason=self.model.halted)
+                  if self.model.halted else "")
+        accepted, text = self._status_text()
+        if (halted, accepted, text) != self._shown:  # a Static's update re-lays out the screen
+            self._shown = (halted, accepted, text)
+            banner.display = bool(halted)
+            banner.update(halted)
+            status.set_class(not accepted, "-refused")
+            status.update(text)
         self.title = self.model.station_id or self.TITLE
         self.sub_title = " · ".join(filter(None, [self.model.operator,
                                                    self.model.batch.batch_id if self.model.batch else None]))
 
-    def _status_text(self) -> str:
-        status = self.query_one("#status", Static)
+    def _status_text(self) -> tuple[bool, str]:
+        """(the last scan was accepted, the line telling the operator what to do now)."""
         accepted, message = self.model.last_scan or (True, "")
-        status.set_class(not accepted, "-refused")
         if not accepted:
-            return "✘ " + message
+            return accepted, "✘ " + message
         if self._busy:
-            return "… " + self._busy
+            return accepted, "… " + self._busy
         if self.model.halted:
-            return _("Issuance halted: fix the cause, then restart the station; the batch stays open to resume.")
+            return accepted, _("Issuance halted: fix the cause, then restart the station; the batch stays open to resume.")
         if self.model.station_error:
-            return "✘ " + self.model.station_error
+            return accepted, "✘ " + self.model.station_error
         if not self.model.station_ready:
-            return _("Opening the station (HSM login)…")
+            return accepted, _("Opening the station (HSM login)…")
         if self.model.stopped:
-            return _("Line stopped.")
+            return accepted, _("Line stopped.")
         if self.model.operator is None:
-            return self.hint or _("Scan your operator badge.")
+            return accepted, self.hint or _("Scan your operator badge.")
         if not self.model.batch_running:
-            return self.hint or _("Scan a work order to open a batch.")
+            return accepted, self.hint or _("Scan a work order to open a batch.")
         waiting = self.model.waiting_for_override() or self.model.waiting_for_label()
         if waiting:
-            return _("Slot {slot} is waiting for a scan.").format(slot=waiting[0].name)
-        return _("Running. Put devices in the slots.") if not message else "✔ " + message
+            return accepted, _("Slot {slot} is waiting for a scan.").format(slot=waiting[0].name)
+        return accepted, _("Running. Put devices in the slots.") if not message else "✔ " + message
 
     # -- scans ---------------------------------------------------------------------------------
 

@@ -3,9 +3,11 @@ the demo's embedded defaults (`station demo`). One factory for the CLI, the test
 benchmark: `build_app` returns the app without running it."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from station.config import StationConfig
+from station.errors import ExitCode, UsageError
 from station.operator.fixture import PortWatcher, SimulatedFixture, SlotFeeder
 from station.operator.i18n import _, use_language
 from station.operator.model import LineModel
@@ -44,9 +46,24 @@ def demo_app(cfg: StationConfig, workdir: Path, *, slots: int = 8, devices: int 
 
 
 def station_app(cfg: StationConfig) -> "StationApp":
-    from station.errors import UsageError
-
     if not cfg.line.ports:
         raise UsageError("no fixture slots: set the [line] ports table in the configuration "
                          "(the operator UI watches those ports for devices)")
     return build_app(cfg, PortWatcher(cfg.line.ports))
+
+
+def on_a_terminal() -> bool:
+    """The UI draws on stdout and reads keys from stdin: both must be a terminal."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def run_app(app: "StationApp") -> int:
+    """Run the terminal until the operator quits; the exit code follows docs/cli.md."""
+    app.run()
+    model = app.model
+    if model.audit_head:
+        print(f"station: operator terminal closed; audit head {model.audit_head}")
+    if not model.station_ready and model.station_error:
+        print(f"station: {model.station_error}", file=sys.stderr)
+        return ExitCode.ENVIRONMENT
+    return ExitCode.OK

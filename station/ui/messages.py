@@ -3,16 +3,11 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from station.engine.events import Event
 
 
 class EventArrived(Message):
-    """An engine or session event, posted from whichever thread published it (post_message
-    is thread-safe): the app folds it into the model on its own loop."""
-
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
+    """Engine or session events are waiting in the app's queue, published from whichever
+    thread (post_message is thread-safe): the app folds them into the model on its loop."""
 
 
 class Scanned(Message):

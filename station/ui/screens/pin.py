@@ -11,6 +11,8 @@ from station.operator.i18n import _
 
 
 class PinScreen(ModalScreen[str]):
+    AUTO_FOCUS = "#pin"
+
     def __init__(self, token: str, error: str | None = None) -> None:
         super().__init__()
         self.token, self.error = token, error
@@ -22,9 +24,6 @@ class PinScreen(ModalScreen[str]):
                 yield Label(self.error, classes="error")
             yield Input(password=True, id="pin", placeholder=_("PIN, then Enter"))
             yield Label(_("The line starts once the token accepts the PIN."), classes="dim")
-
-    def on_mount(self) -> None:
-        self.query_one("#pin", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

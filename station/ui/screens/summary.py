@@ -27,6 +27,7 @@ def failures_table(batch: BatchView) -> Table:
 
 class BatchSummary(ModalScreen[None]):
     BINDINGS = [Binding("escape", "dismiss", _("Close"))]
+    AUTO_FOCUS = "#summary-scan"
 
     def __init__(self, batch: BatchView, now: float) -> None:
         super().__init__()
@@ -45,9 +46,6 @@ class BatchSummary(ModalScreen[None]):
                 yield Static(failures_table(b))
             yield Static(_("Audit head (write it down): {head}").format(head=b.audit_head or "-"), classes="head")
             yield ScanField(id="summary-scan")
-
-    def on_mount(self) -> None:
-        self.query_one(ScanField).focus()
 
     def on_scanned(self, message: Scanned) -> None:
         # Hand the scan to the app once this screen is gone.

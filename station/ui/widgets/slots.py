@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container
 from textual.widget import Widget
-from textual.widgets import Digits, Static
+from textual.widgets import Digits
 
 from station.operator.i18n import _
 from station.operator.model import SlotView
@@ -42,8 +42,12 @@ def status(slot: SlotView) -> tuple[str, str, str]:
 
 
 def _seconds(slot: SlotView, now: float) -> str:
+    # Whole seconds while the device runs (a tile then changes once a second, not at every
+    # frame); tenths once it ended.
+    if slot.duration_s is not None:
+        return f"{slot.duration_s:.1f} s"
     elapsed = slot.elapsed(now)
-    return "" if elapsed is None else f"{elapsed:.1f} s"
+    return "" if elapsed is None else f"{elapsed:.0f} s"
 
 
 def _step(slot: SlotView) -> str:
@@ -103,6 +107,18 @@ def line_text(slot: SlotView, now: float) -> Text:
     return text
 
 
+class SlotBody(Widget):
+    """The words of a tile. A render-only widget: new words repaint the tile without a layout
+    pass over the whole screen (a Static's update would reflow every widget)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.text = Text()
+
+    def render(self) -> Text:
+        return self.text
+
+
 class SlotTile(Widget):
     """One slot. Its CSS class follows the state (colour), its text says the state (words)."""
 
@@ -111,18 +127,27 @@ class SlotTile(Widget):
         self.slot = slot
         self.now = 0.0
         self.compact = False
+        self._shown: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield Digits(self.slot.name.lstrip("S") or self.slot.name, classes="number")
-        yield Static(classes="body")
+        yield SlotBody(classes="body")
 
     def show(self, slot: SlotView, now: float, compact: bool) -> None:
         self.slot, self.now, self.compact = slot, now, compact
+        text = line_text(slot, now) if compact else tile_text(slot, now)
+        if (text, compact) == self._shown:
+            return  # unchanged: no layout, no repaint (a busy screen must not slow the line)
+        relayout = self._shown is None or self._shown[1] != compact
+        self._shown = (text, compact)
         cls = status(slot)[0]
-        for name in ("-pass", "-fail", "-wait", "-busy", "-empty", "-override"):
-            self.set_class(name == cls, name)
-        body = self.query_one(".body", Static)
-        body.update(line_text(slot, now) if compact else tile_text(slot, now))
+        if not self.has_class(cls):
+            for name in ("-pass", "-fail", "-wait", "-busy", "-empty", "-override"):
+                self.set_class(name == cls, name)
+            relayout = relayout or compact  # a compact FAIL line may take a second row
+        body = self.query_one(SlotBody)
+        body.text = text
+        body.refresh(layout=relayout)
 
 
 class SlotGrid(Container):
