@@ -18,7 +18,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from hsm.errors import HSMError
-from station.engine.events import Event, IssuanceHalted
+from station.engine.events import (BatchCounterChanged, DeviceAttached, DeviceIdentified, Event, IssuanceHalted,
+                                   SlotStateChanged, StepFinished, StepStarted)
 from station.errors import StationError
 from station.operator.events import BatchClosed, ScanAccepted, ScanRefused, StationFailed, StationOpened
 from station.operator.i18n import _
@@ -41,6 +42,10 @@ REFRESH_S = 0.5  # the screen redraws at most this often, however fast events co
 # up to 5 ms per wake-up, which adds up over a device's hundred exchanges. 1 ms keeps the line
 # at its headless pace (docs/performance.md).
 SWITCH_INTERVAL_S = 0.001
+
+
+# Events shown at the next redraw tick rather than at once: the steps of devices in flight.
+_PACED = (StepStarted, StepFinished, SlotStateChanged, DeviceIdentified, DeviceAttached, BatchCounterChanged)
 
 
 class StationApp(App):
@@ -86,7 +91,7 @@ class StationApp(App):
         self._views = (self.query_one(SlotGrid), self.query_one(BatchPanel), self.query_one(EventLog),
                        self.query_one("#banner", Static), self.query_one("#status", Static))
         self.query_one("#scan", ScanField).focus()
-        self.set_interval(REFRESH_S, self._redraw)
+        self.set_interval(REFRESH_S, self._tick)
         self._redraw()
         if self.session is not None:
             if self.session.pin_needed():
@@ -100,17 +105,19 @@ class StationApp(App):
 
     def publish(self, event: Event) -> None:
         """The session's and the engine's subscriber: thread-safe, never blocks the line.
-        Events queue up; one message wakes the loop for all that arrived meanwhile (a
-        device's two dozen events are one wake-up, not two dozen)."""
+        Events queue up. What the operator must see at once (a scan's answer, a halt, a batch
+        or station change) wakes the loop with one message; a device's step events wait for
+        the next redraw tick, so two dozen events a device cost the line no wake-up at all."""
         with self._pending_lock:
             self._pending.append(event)
-            wake = len(self._pending) == 1
-        if wake:
+        if not isinstance(event, _PACED):
             self.post_message(EventArrived())
 
     def on_event_arrived(self, message: EventArrived) -> None:
         with self._pending_lock:
             events, self._pending = self._pending, []
+        if not events:
+            return
         for event in events:
             self._fold(event)
         # A scan's answer is shown at once; so is everything while no device is in flight.
@@ -127,6 +134,10 @@ class StationApp(App):
             self.bell()
         elif isinstance(event, BatchClosed) and not self._quitting and self.model.batch is not None:
             self.push_screen(BatchSummary(self.model.batch, self.model.clock()))
+
+    def _tick(self) -> None:
+        self.on_event_arrived(EventArrived())
+        self._redraw()
 
     def _redraw(self) -> None:
         if not self._dirty and not self.model.in_flight() and not self.model.batch_running:
@@ -250,6 +261,11 @@ class StationApp(App):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.hint))
+
+    async def action_quit(self) -> None:
+        # Ctrl+Q and the palette's built-in quit go the same way as q: never exit with devices
+        # abandoned mid-pipeline.
+        self.action_request_quit()
 
     def action_request_quit(self) -> None:
         in_flight = len(self.model.in_flight())

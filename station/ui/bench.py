@@ -5,7 +5,8 @@
 - UI overhead: the demo's devices per hour with the UI attached (the real app driven headless
   by Pilot: badge and work order scanned, every device through the real pipeline) against the
   headless runner, alternating in the same run, on the same throwaway station. Both rates come
-  from the audit log (batch-opened to batch-closed), so both are measured the same way.
+  from the audit log (batch-opened to batch-closed), so both are measured the same way. A
+  first run of each is not counted (it pays for the first imports and the first frame).
 
 Runs on a throwaway development station in a temporary directory, never on a real CA.
 """
@@ -103,6 +104,9 @@ def bench_ui(*, runs: int = 3, devices: int = 32, slots: int = 8, progress=lambd
         progress(f"cold start, {runs + 1} fresh processes (the first warms the disk cache, not counted)")
         cold_start_s(workdir)
         cold = [cold_start_s(workdir) for _ in range(runs)]
+        progress("warm-up line runs, headless and with the UI (not counted)")
+        headless_rate(workdir, devices, slots)
+        ui_rate(workdir, devices, slots)
         headless, ui = [], []
         for i in range(runs):
             progress(f"line run {i + 1}/{runs}: headless, then with the UI ({devices} devices, {slots} slots)")

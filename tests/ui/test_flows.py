@@ -3,12 +3,15 @@ simulated devices on real pseudo-terminals, the real SoftHSM2 token and a real S
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import sqlite3
 import subprocess
+import tty
 
 import pytest
 
+from station.operator import i18n
 from station.operator.fixture import PortWatcher
 from station.sim import SimulatedLine
 from station.ui.launch import build_app, demo_app
@@ -206,3 +209,49 @@ async def test_the_pin_is_asked_masked_and_a_wrong_pin_is_reported_not_retried(u
         await wait_for(pilot, lambda: app.model.station_ready, what="station open")
         assert pin not in screen_text(app)
         assert len(opened) == 2
+
+
+async def test_a_serial_scanner_feeds_the_same_router(ui_config, tmp_path):
+    # A scanner in USB CDC mode is a serial port: here the slave side of a real pty, with the
+    # test typing into the master as the scanner's firmware would.
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    cfg = dataclasses.replace(ui_config, scan=dataclasses.replace(ui_config.scan, serial_port=os.ttyname(slave)))
+    app = fast_demo(cfg, tmp_path)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.model.station_ready)
+            os.write(master, b"NOT-A-CODE\r\nOP-SERIAL\r\n")
+            await wait_for(pilot, lambda: app.model.operator == "OP-SERIAL", what="login by the serial scanner")
+            assert any("NOT-A-CODE" in entry.text and "refused" in entry.text for entry in app.model.log)
+            await pilot.press("q")
+            await wait_for(pilot, lambda: app.return_code is not None, what="exit")
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+async def test_the_command_palette_offers_the_less_common_actions(ui_config, tmp_path):
+    app = fast_demo(ui_config, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert titles == ["Close batch", "Stop line", "Help", "Quit"]
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        assert type(app.screen).__name__ == "CommandPalette"
+        await pilot.press(*"Help", "enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "HelpScreen", what="help from the palette")
+
+
+async def test_the_terminal_speaks_the_configured_language(ui_config, tmp_path):
+    cfg = dataclasses.replace(ui_config, ui=dataclasses.replace(ui_config.ui, language="de"))
+    app = fast_demo(cfg, tmp_path)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: app.model.station_ready)
+            await scan(pilot, "WO-1")
+            text = screen_text(app)
+            assert "zuerst den Bedienerausweis scannen" in text  # the refusal
+            assert "Bediener" in text and "Hier scannen" in text  # the panel and the scan field
+    finally:
+        i18n.use_language("en")

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from math import ceil
 
+from rich import box
+from rich.console import RenderableType
+from rich.panel import Panel
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Container
+from textual.renderables.digits import Digits as DigitsRenderable
 from textual.widget import Widget
-from textual.widgets import Digits
 
 from station.operator.i18n import _
 from station.operator.model import SlotView
@@ -19,6 +23,11 @@ from station.operator.model import SlotView
 TILE_WIDTH = 28  # a tile needs this many columns ...
 TILE_HEIGHT = 7  # ... and rows, borders included
 BAR_WIDTH = 10
+
+
+# Border and word colour per state (the symbol and the word say it too).
+COLOURS = {"-pass": "green", "-fail": "red", "-wait": "yellow", "-override": "yellow", "-busy": "cyan",
+           "-empty": "grey50"}
 
 
 def bar(fraction: float, width: int = BAR_WIDTH) -> str:
@@ -69,7 +78,7 @@ def _explain(slot: SlotView) -> str:
 def tile_text(slot: SlotView, now: float) -> Text:
     _cls, symbol, word = status(slot)
     text = Text()
-    text.append(f"{symbol} {word}\n", style="bold")
+    text.append(f"{symbol} {word}\n", style=f"bold {COLOURS[_cls]}")
     text.append(f"{slot.device_id or ''}\n")
     if slot.label:
         text.append(f"{slot.label}\n")
@@ -107,47 +116,42 @@ def line_text(slot: SlotView, now: float) -> Text:
     return text
 
 
-class SlotBody(Widget):
-    """The words of a tile. A render-only widget: new words repaint the tile without a layout
-    pass over the whole screen (a Static's update would reflow every widget)."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.text = Text()
-
-    def render(self) -> Text:
-        return self.text
-
-
 class SlotTile(Widget):
-    """One slot. Its CSS class follows the state (colour), its text says the state (words)."""
+    """One slot, drawn whole by `render` (border, large number, words): a state change only
+    repaints this tile. CSS classes or a Static's update would restyle or re-lay out the
+    screen, which costs the line time on a busy fixture."""
 
     def __init__(self, slot: SlotView) -> None:
-        super().__init__(id=f"slot-{slot.name}", classes="-empty")
+        super().__init__(id=f"slot-{slot.name}")
         self.slot = slot
-        self.now = 0.0
         self.compact = False
+        self._text = Text()
         self._shown: tuple | None = None
 
-    def compose(self) -> ComposeResult:
-        yield Digits(self.slot.name.lstrip("S") or self.slot.name, classes="number")
-        yield SlotBody(classes="body")
-
     def show(self, slot: SlotView, now: float, compact: bool) -> None:
-        self.slot, self.now, self.compact = slot, now, compact
+        self.slot, self.compact = slot, compact
         text = line_text(slot, now) if compact else tile_text(slot, now)
-        if (text, compact) == self._shown:
-            return  # unchanged: no layout, no repaint (a busy screen must not slow the line)
-        relayout = self._shown is None or self._shown[1] != compact
-        self._shown = (text, compact)
-        cls = status(slot)[0]
-        if not self.has_class(cls):
-            for name in ("-pass", "-fail", "-wait", "-busy", "-empty", "-override"):
-                self.set_class(name == cls, name)
-            relayout = relayout or compact  # a compact FAIL line may take a second row
-        body = self.query_one(SlotBody)
-        body.text = text
-        body.refresh(layout=relayout)
+        # A compact FAIL takes a second line for its reason; a tile is always as high.
+        height = (2 if slot.result == "FAIL" or slot.needs_override else 1) if compact else TILE_HEIGHT
+        if self._shown is not None and self._shown[:2] == (text, compact):
+            return  # unchanged: nothing to repaint
+        relayout = self._shown is None or self._shown[2] != height
+        self._shown = (text, compact, height)
+        self._text = text
+        if relayout:
+            self.styles.height = height
+        self.refresh(layout=relayout)
+
+    def render(self) -> RenderableType:
+        colour = COLOURS[status(self.slot)[0]]
+        if self.compact:
+            return Text.assemble(self._text, style=colour if self.slot.state != "busy" else "")
+        number = self.slot.name.lstrip("S") or self.slot.name
+        grid = Table.grid(padding=(0, 1), expand=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(ratio=1)
+        grid.add_row(DigitsRenderable(number, style=f"bold {colour}"), self._text)
+        return Panel(grid, box=box.ROUNDED, border_style=colour, padding=0)
 
 
 class SlotGrid(Container):
@@ -157,6 +161,7 @@ class SlotGrid(Container):
         super().__init__(**kwargs)
         self._initial = slots
         self.compact = False
+        self._last: tuple | None = None
 
     def compose(self) -> ComposeResult:
         for slot in self._initial:
@@ -170,11 +175,15 @@ class SlotGrid(Container):
         width, height = self.size.width, self.size.height
         columns = max(1, width // TILE_WIDTH)
         compact = ceil(count / columns) * TILE_HEIGHT > height
+        changed = compact != self.compact
         self.compact = compact
         self.set_class(compact, "compact")
         self.styles.grid_size_columns = 1 if compact else min(columns, count)
+        if changed and self._last is not None:
+            self.show(*self._last)  # the tiles take the new layout now, not at the next tick
 
     def show(self, slots: dict[str, SlotView], now: float) -> None:
+        self._last = (slots, now)
         tiles = {tile.slot.name: tile for tile in self.query(SlotTile)}
         for name, slot in slots.items():
             tile = tiles.get(name)
