@@ -53,13 +53,16 @@ def cold_start_s(workdir: Path) -> float:
     return elapsed
 
 
-def _batch_rate(database: Path, batch_id: str) -> float:
-    """Devices per hour of `batch_id`, from its batch-opened and batch-closed events."""
+def _batch_rate(database: Path, batch_id: str, expected: int) -> float:
+    """Devices per hour of `batch_id`, from its batch-opened and batch-closed events; a run
+    in which not every device ended is an error, not a figure."""
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
         stamps = dict(conn.execute("SELECT kind, ts FROM events WHERE batch_id = ? AND kind IN "
                                    "('batch-opened', 'batch-closed')", (batch_id,)).fetchall())
         done = conn.execute("SELECT COUNT(*) FROM events WHERE batch_id = ? AND kind IN "
                             "('device-passed', 'device-failed')", (batch_id,)).fetchone()[0]
+    if done != expected or set(stamps) != {"batch-opened", "batch-closed"}:
+        raise RuntimeError(f"batch {batch_id}: {done} of {expected} devices ended, events {sorted(stamps)}")
     parse = lambda ts: datetime.fromisoformat(ts.replace("Z", "+00:00"))  # noqa: E731
     elapsed = (parse(stamps["batch-closed"]) - parse(stamps["batch-opened"])).total_seconds()
     return done * 3600 / elapsed
@@ -69,7 +72,7 @@ def headless_rate(workdir: Path, devices: int, slots: int) -> float:
     from station.demo import run_demo
 
     summary = run_demo(workdir, devices=devices, slots=slots, out=open(os.devnull, "w"), say=lambda m: None)
-    return _batch_rate(summary.database, summary.batch_id)
+    return _batch_rate(summary.database, summary.batch_id, devices)
 
 
 def ui_rate(workdir: Path, devices: int, slots: int) -> float:
@@ -88,10 +91,13 @@ def ui_rate(workdir: Path, devices: int, slots: int) -> float:
                     await pilot.press(*text, "enter")
                 while not ready():
                     await asyncio.sleep(0.1)  # the app runs meanwhile; Pilot's pause would add work
+            await pilot.press("q")  # as an operator leaves: the session and its devices are closed
+            while app.return_code is None:
+                await asyncio.sleep(0.05)
             return model.batch.batch_id
 
     batch_id = asyncio.run(drive())
-    return _batch_rate(cfg.audit.database, batch_id)
+    return _batch_rate(cfg.audit.database, batch_id, devices)
 
 
 def bench_ui(*, runs: int = 3, devices: int = 32, slots: int = 8, progress=lambda m: None) -> dict:
@@ -109,13 +115,16 @@ def bench_ui(*, runs: int = 3, devices: int = 32, slots: int = 8, progress=lambd
         ui_rate(workdir, devices, slots)
         headless, ui = [], []
         for i in range(runs):
-            progress(f"line run {i + 1}/{runs}: headless, then with the UI ({devices} devices, {slots} slots)")
-            headless.append(headless_rate(workdir, devices, slots))
-            ui.append(ui_rate(workdir, devices, slots))
+            # Alternate which goes first, so a trend in the machine's load favours neither.
+            order = (("headless", headless_rate, headless), ("UI", ui_rate, ui))[::1 if i % 2 == 0 else -1]
+            progress(f"line run {i + 1}/{runs}: {order[0][0]}, then {order[1][0]} ({devices} devices, {slots} slots)")
+            for _name, measure, figures in order:
+                figures.append(measure(workdir, devices, slots))
     h, u = statistics.median(headless), statistics.median(ui)
     return {
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                    f"Python {platform.python_version()}",
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "cold_start_s_median": round(statistics.median(cold), 3),
         "cold_start_s_max": round(max(cold), 3),
         "headless_devices_per_hour_median": round(h),

@@ -15,6 +15,28 @@ TIMEOUT_SCALE = 0.25
 SIZE = (100, 32)
 
 
+_APPS: list = []
+
+
+def track(app):
+    """Remember `app` so its line is stopped and its devices closed after the test."""
+    _APPS.append(app)
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _close_sessions():
+    # A test may end mid-batch: stop the line gently and close the simulated devices and the
+    # station, so ptys and threads do not pile up over the session.
+    yield
+    while _APPS:
+        session = _APPS.pop().session
+        if session is not None:
+            if session.in_flight:
+                session.stop()
+            session.close()
+
+
 @pytest.fixture
 def ui_config(station_config, tmp_path):
     audit = dataclasses.replace(station_config.audit, database=tmp_path / "audit.db")

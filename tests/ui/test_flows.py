@@ -15,12 +15,12 @@ from station.operator import i18n
 from station.operator.fixture import PortWatcher
 from station.sim import SimulatedLine
 from station.ui.launch import build_app, demo_app
-from tests.ui.conftest import SIZE, audit_events, scan, screen_text, wait_for
+from tests.ui.conftest import SIZE, audit_events, scan, screen_text, track, wait_for
 
 
 def fast_demo(cfg, workdir, **kwargs):
     opts = dict(slots=4, devices=6, keygen_ms=20, faulty=2, hold_s=0.1, gap_s=0.05)
-    return demo_app(cfg, workdir, **{**opts, **kwargs})
+    return track(demo_app(cfg, workdir, **{**opts, **kwargs}))
 
 
 async def test_badge_then_work_order_runs_a_batch_to_its_summary(ui_config, tmp_path):
@@ -101,7 +101,7 @@ def _line_config(cfg, tmp_path, line, **line_changes):
 
 async def test_reprovisioning_needs_a_supervisor_scan_and_both_identities_are_audited(ui_config, tmp_path, one_device):
     cfg = _line_config(ui_config, tmp_path, one_device, reprovision="supervisor")
-    app = build_app(cfg, PortWatcher(cfg.line.ports, hold_s=0.1, gap_s=0.05))
+    app = track(build_app(cfg, PortWatcher(cfg.line.ports, hold_s=0.1, gap_s=0.05)))
     async with app.run_test(size=SIZE) as pilot:
         model = app.model
         await wait_for(pilot, lambda: model.station_ready)
