@@ -36,7 +36,7 @@ from station.ui.widgets.event_log import EventLog
 from station.ui.widgets.scan_field import ScanField
 from station.ui.widgets.slots import SlotGrid
 
-REFRESH_S = 0.5  # the screen redraws at most this often, however fast events come
+REFRESH_S = 1.0  # while devices are in flight the screen redraws this often (docs/performance.md)
 # The line's threads wait on serial I/O and need the GIL for a moment when data arrives; with
 # the default 5 ms switch interval a frame being drawn on the UI loop makes each of them wait
 # up to 5 ms per wake-up, which adds up over a device's hundred exchanges. 1 ms keeps the line

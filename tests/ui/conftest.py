@@ -51,7 +51,7 @@ async def wait_for(pilot, predicate, timeout: float = 30.0, what: str = "conditi
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.05)
-    await pilot.pause(0.6)  # one redraw (station/ui/app.py REFRESH_S)
+    await pilot.pause(1.1)  # one redraw tick (station/ui/app.py REFRESH_S)
 
 
 async def scan(pilot, text: str) -> None:
