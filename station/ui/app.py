@@ -268,8 +268,10 @@ class StationApp(App):
         self.action_request_quit()
 
     def action_request_quit(self) -> None:
+        # Asked while devices are in flight, and while a batch runs at all: between two devices
+        # the line is still running, and quitting stops it.
         in_flight = len(self.model.in_flight())
-        if in_flight:
+        if in_flight or (self.session is not None and self.session.in_flight):
             self.push_screen(ConfirmQuit(in_flight), lambda yes: self._quit() if yes else None)
         else:
             self._quit()

@@ -1,4 +1,4 @@
-"""`q` while devices are in flight: y stops the line gently, n goes back."""
+"""`q` while devices are in flight or a batch runs: y stops the line gently, n goes back."""
 from __future__ import annotations
 
 from textual.app import ComposeResult
@@ -20,7 +20,9 @@ class ConfirmQuit(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(_("{n} device(s) in flight.").format(n=self.in_flight), classes="title")
+            title = (_("{n} device(s) in flight.").format(n=self.in_flight) if self.in_flight
+                     else _("The line is running."))
+            yield Label(title, classes="title")
             yield Label(_("Stop the line? They finish, nothing new starts, the batch stays open."))
             yield Label(_("y = stop and quit    n = carry on"), classes="keys")
 
