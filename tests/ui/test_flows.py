@@ -129,6 +129,28 @@ async def test_reprovisioning_needs_a_supervisor_scan_and_both_identities_are_au
     assert rows == [("WO-1", "OP-ANNA", "superseded"), ("WO-2", "OP-ANNA", "verified")]
 
 
+async def test_a_scanned_label_binds_to_the_slot_waiting_for_it(ui_config, tmp_path, one_device):
+    cfg = _line_config(ui_config, tmp_path, one_device, label_source="scan")
+    device = one_device.devices[0].identity.device_id
+    app = track(build_app(cfg, PortWatcher(cfg.line.ports, hold_s=30, gap_s=0.05)))  # PASS stays shown
+    async with app.run_test(size=SIZE) as pilot:
+        model = app.model
+        await wait_for(pilot, lambda: model.station_ready)
+        await scan(pilot, "OP-ANNA")
+        await wait_for(pilot, lambda: model.operator == "OP-ANNA")
+        await scan(pilot, "LBL-EARLY")  # nothing waits for a label yet: refused, nothing changes
+        assert model.last_scan == (False, "no slot is waiting for a label")
+        await scan(pilot, "WO-1")
+        await wait_for(pilot, lambda: model.waiting_for_label(), what="a slot waiting for its label")
+        assert "SCAN LABEL" in screen_text(app)
+        await scan(pilot, f"S1:LBL-{device[-6:]}")  # with the slot prefix
+        await wait_for(pilot, lambda: model.slots["S1"].result == "PASS", what="PASS")
+        assert model.slots["S1"].label == f"LBL-{device[-6:]}"
+    with sqlite3.connect(f"file:{cfg.audit.database}?mode=ro", uri=True) as conn:
+        assert conn.execute("SELECT label, state FROM devices WHERE device_id = ?", (device,)).fetchone() == \
+            (f"LBL-{device[-6:]}", "passed")
+
+
 def _chattr(path, flag: str) -> bool:
     return shutil.which("chattr") is not None and \
         subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode == 0
