@@ -24,7 +24,7 @@ def N_(message: str) -> str:
 
 
 STEPS = (N_("identify"), N_("bind"), N_("keygen"), N_("issue"), N_("write"), N_("commit"), N_("prove"))
-LOCK_STEP = N_("lock")
+LOCK_STEP = N_("lock")  # the optional eighth step ([line] lock = true)
 IN_FLIGHT = ("busy", "waiting-label")
 # The refusal a supervisor can lift ([line] reprovision = "supervisor"): docs/engine.md.
 OVERRIDABLE = "already-provisioned"

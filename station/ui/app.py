@@ -21,7 +21,7 @@ from hsm.errors import HSMError
 from station.engine.events import (BatchCounterChanged, DeviceAttached, DeviceIdentified, Event, IssuanceHalted,
                                    SlotStateChanged, StepFinished, StepStarted)
 from station.errors import StationError
-from station.operator.events import BatchClosed, ScanAccepted, ScanRefused, StationFailed, StationOpened
+from station.operator.events import BatchClosed, ScanAccepted, ScanRefused, StationFailed
 from station.operator.i18n import _
 from station.operator.model import LineModel
 from station.operator.scan import Refusal, ScanRouter
