@@ -291,9 +291,14 @@ class StationApp(App):
                 session.close()
             if self._serial_scanner is not None:
                 self._serial_scanner.close()
-            self.call_from_thread(self.exit)
+            self.call_from_thread(self._leave)
 
         self.run_worker(stop, thread=True, group="quit", exit_on_error=False)
+
+    def _leave(self) -> None:
+        # What the stop published is folded before the app ends: the model tells the last story.
+        self.on_event_arrived(EventArrived())
+        self.exit()
 
     def action_close_batch(self) -> None:
         if self.session is not None and self.session.in_flight:

@@ -158,7 +158,7 @@ def _chattr(path, flag: str) -> bool:
 
 async def test_a_halted_issuance_shows_the_banner_and_stops_the_line(ui_config, tmp_path):
     db = ui_config.audit.database
-    app = fast_demo(ui_config, tmp_path, slots=2, devices=8, keygen_ms=400, faulty=None)
+    app = fast_demo(ui_config, tmp_path, slots=2, devices=16, keygen_ms=600, faulty=None)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.model.station_ready)
         await scan(pilot, "OP-DEMO")
@@ -179,7 +179,7 @@ async def test_a_halted_issuance_shows_the_banner_and_stops_the_line(ui_config, 
                 _chattr(f, "-i")
         assert "ISSUANCE HALTED" in text and "the line is stopped" in text
         assert app.model.batch.left_open
-        assert app.model.batch.done < 8  # nothing new started once halted
+        assert app.model.batch.done < 16  # nothing new started once halted
 
 
 async def test_q_with_devices_in_flight_asks_then_stops_gently(ui_config, tmp_path):
