@@ -134,6 +134,67 @@ class LineConfig:
     device with its certificate and chain; their fingerprints are recorded in the audit."""
 
 
+# -- operator terminal: [ui] and [scan] (station/ui/, station/operator/; docs/ui.md) ------------
+
+UI_LANGUAGES = ("en", "de")
+
+
+@dataclass(frozen=True)
+class UiConfig:
+    """The operator terminal."""
+
+    language: str = "en"
+    """Language of every operator-facing text: "en" (default) or "de"."""
+    manifests: Path | None = None
+    """Folder of work-order manifests: scanning work order WO-7 opens (or resumes) batch WO-7
+    with FOLDER/WO-7.csv as its manifest when that file exists. Default: none."""
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """How a scan is recognised (each a Python regular expression that must match the whole
+    scan). A scan is tried against operator, supervisor, work_order, then label."""
+
+    operator: str = r"OP-[A-Za-z0-9]+"
+    """An operator badge: logs that operator in (recorded in the audit)."""
+    supervisor: str = r"SV-[A-Za-z0-9]+"
+    """A supervisor badge: approves the re-provisioning a slot is waiting for."""
+    work_order: str = r"WO-[A-Za-z0-9]+"
+    """A work-order code: opens (or resumes) the batch of that id."""
+    label: str = r"[A-Za-z0-9][A-Za-z0-9._-]{2,63}"
+    """A device label: bound to the slot waiting for one ([line] label_source = "scan")."""
+    slot_prefix: str = ":"
+    """Separator of a slot prefix: `S3:LABEL` or `S3:SV-ANNA` addresses slot S3 when several
+    slots wait at once."""
+    serial_port: str | None = None
+    """A barcode scanner in serial (USB CDC) mode: its port (path or pyserial URL). Its scans
+    feed the same router as the keyboard. Default: none (the scanner types like a keyboard)."""
+    serial_baud: int = 9600
+    """Line speed of the serial scanner."""
+
+
+def _read_operator_tables(path: Path, doc: dict) -> tuple[UiConfig, ScanConfig]:
+    """[ui] and [scan]: the operator terminal's language, manifests and scan patterns."""
+    u = _Reader(path, "ui", doc.get("ui", {}))
+    ui = UiConfig(language=u.text("language", "en", choices=UI_LANGUAGES), manifests=u.path("manifests", None))
+    u.done()
+    s = _Reader(path, "scan", doc.get("scan", {}))
+    defaults = ScanConfig()
+    patterns = {key: s.text(key, getattr(defaults, key)) for key in ("operator", "supervisor", "work_order", "label")}
+    for key, pattern in patterns.items():
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            s.fail(key, f"a regular expression ({exc})", pattern)
+    prefix = s.text("slot_prefix", ":")
+    if len(prefix) != 1:
+        s.fail("slot_prefix", "one character", prefix)
+    scan = ScanConfig(**patterns, slot_prefix=prefix, serial_port=s.text("serial_port", None),
+                      serial_baud=s.positive("serial_baud", 9600))
+    s.done()
+    return ui, scan
+
+
 @dataclass(frozen=True)
 class StationConfig:
     path: Path
@@ -145,6 +206,8 @@ class StationConfig:
     audit: AuditConfig
     line: LineConfig = field(default_factory=LineConfig)
     discovery: DiscoveryConfig = field(default_factory=lambda: DiscoveryConfig())
+    ui: UiConfig = field(default_factory=UiConfig)
+    scan: ScanConfig = field(default_factory=ScanConfig)
     sha256: str = field(default="")
     """SHA-256 of station.toml as read: logged at start so QA can tell what ran."""
 
@@ -415,8 +478,12 @@ def load_config(path: Path | str) -> StationConfig:
     ln.done()
 
     discovery = _read_discovery(path, doc)
-    unknown = set(doc) - {"station", "hsm", "ca", "profile", "policy", "audit", "line", "discovery"}
+    ui, scan = _read_operator_tables(path, doc)
+
+    unknown = set(doc) - {"station", "hsm", "ca", "profile", "policy", "audit", "line", "discovery", "ui", "scan"}
     if unknown:
         raise ConfigError(f"{path}: unknown table(s) {', '.join(sorted(unknown))}")
     return StationConfig(path=path, station_id=station_id, hsm=hsm, ca=ca, profile=profile, policy=policy,
-                         audit=audit, line=line, discovery=discovery, sha256=hashlib.sha256(raw).hexdigest())
+                         audit=audit, line=line, discovery=discovery, ui=ui, scan=scan,
+                         sha256=hashlib.sha256(raw).hexdigest())
+

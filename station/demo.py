@@ -1,4 +1,5 @@
-"""`station demo --headless`: the whole product on embedded defaults.
+"""`station demo`: the whole product on embedded defaults (headless here; the operator UI's
+demo is station/ui/launch.py on the same station).
 
 Creates a development station in the work directory if there is none, starts N simulated
 devices on pseudo-terminals (their flash kept in DIR/devices/), writes a manifest for them,
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from station.config import load_config
+from station.config import StationConfig, load_config
 from station.engine.batch import Manifest
 from station.headless import RunSummary, run_batch
 from station.sim import SimulatedLine
@@ -23,15 +24,21 @@ from station.workdir import init_station
 DEMO_MODEL = "SIM-1"
 
 
-def run_demo(workdir: Path, *, devices: int, slots: int, keygen_ms: int = 300, baud: int = 115200,
-             out: TextIO = sys.stdout, say=print) -> RunSummary:
+def prepare_demo(workdir: Path, *, say=print) -> StationConfig:
+    """The demo's station: created in `workdir` on first use (the operator UI demo uses it too)."""
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "station.toml"
     if not config_path.exists():
         say(f"creating a development station in {printable(str(workdir))}")
         init_station(workdir, station_id="demo-station")
-    cfg = load_config(config_path)
+    return load_config(config_path)
+
+
+def run_demo(workdir: Path, *, devices: int, slots: int, keygen_ms: int = 300, baud: int = 115200,
+             out: TextIO = sys.stdout, say=print) -> RunSummary:
+    workdir = Path(workdir).resolve()
+    cfg = prepare_demo(workdir, say=say)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     batch_id = f"DEMO-{stamp}-{secrets.token_hex(2)}"
     with SimulatedLine(devices, store=workdir / "devices", baud=baud, keygen_ms=keygen_ms,

@@ -45,12 +45,22 @@ def write_pin_file(path, pin: str) -> None:
         fh.write(pin + "\n")
 
 
-def obtain_pin(hsm: HsmConfig) -> str:
+def configured_pin(hsm: HsmConfig) -> str | None:
+    """The PIN from the variable, else the PIN file; None when neither is configured (the
+    caller asks: a terminal prompt, or the operator UI's masked field). Whitespace-stripped
+    like the file: a stray newline would be a wrong-PIN attempt counting toward a lockout."""
     pin = os.environ.get(hsm.pin_env, "").strip()
     if pin:
         return pin
     if hsm.pin_file is not None:
         return read_pin_file(hsm.pin_file)
+    return None
+
+
+def obtain_pin(hsm: HsmConfig) -> str:
+    pin = configured_pin(hsm)
+    if pin:
+        return pin
     if sys.stdin.isatty():
         pin = getpass.getpass(f"PIN for token {hsm.token_label!r}: ").strip()
         if pin:

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from station.config import (AuditConfig, CaConfig, HsmConfig, LineConfig, PolicyConfig, ProfileConfig,
-                            load_config)
+from station.config import (AuditConfig, CaConfig, HsmConfig, LineConfig, PolicyConfig, ProfileConfig, ScanConfig,
+                            UiConfig, load_config)
 from station.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "fixtures" / "station.example.toml"
 TABLES = {"hsm": HsmConfig, "ca": CaConfig, "profile": ProfileConfig, "policy": PolicyConfig,
-          "audit": AuditConfig, "line": LineConfig}
+          "audit": AuditConfig, "line": LineConfig, "ui": UiConfig, "scan": ScanConfig}
 
 
 def test_example_loads_from_the_repository_root(monkeypatch):
@@ -48,6 +48,7 @@ def test_example_values_are_the_documented_defaults():
     assert cfg.policy == PolicyConfig()
     assert cfg.audit.checkpoint_every == AuditConfig.checkpoint_every == 1000
     assert cfg.line == LineConfig()
+    assert (cfg.ui, cfg.scan) == (UiConfig(), ScanConfig())
 
 
 def _keys_by_table(text: str) -> dict[str, set[str]]:

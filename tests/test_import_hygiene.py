@@ -50,3 +50,17 @@ def test_importing_the_core_does_not_load_textual():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_the_operator_terminal_core_is_among_the_checked_modules():
+    # station/operator/ holds the UI's state model, scan router and session: plain Python,
+    # checked like the rest of the core; only station/ui/ may import Textual.
+    checked = {path.relative_to(ROOT).as_posix() for path in _core_files()}
+    for name in ("model", "scan", "session", "fixture", "i18n"):
+        assert f"station/operator/{name}.py" in checked
+    assert not any(path.startswith("station/ui/") for path in checked)
+    code = ("import sys, station.operator.model, station.operator.scan, station.operator.session, "
+            "station.operator.fixture, station.operator.i18n\n"
+            "assert 'textual' not in sys.modules\nprint('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

@@ -50,7 +50,8 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]},
+             invoke_without_command=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="station.toml to use (default: $STATION_CONFIG, then ./station.toml).")
 # The version from the package itself: asking importlib.metadata scans every installed
@@ -58,8 +59,14 @@ class LazyGroup(click.Group):
 @click.version_option(version=__version__, prog_name="station")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
-    """Certificate injection station: HSM-backed identities for devices on the line."""
+    """Certificate injection station: HSM-backed identities for devices on the line.
+
+    With no command, opens the operator terminal on the configured station."""
     ctx.obj = CliContext(config_path)
+    if ctx.invoked_subcommand is None:
+        from station.cli.run import open_operator_ui
+
+        ctx.exit(open_operator_ui(ctx))
 
 
 def _register() -> None:

@@ -1,4 +1,5 @@
-"""`station run --headless`: run a batch on the line without a UI."""
+"""`station run`: the operator terminal on the configured line, or with --headless a batch
+run without a UI."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,9 +47,21 @@ def report(summary, as_json: bool) -> int:
     return ExitCode.OK if summary.failed == 0 and summary.passed > 0 else ExitCode.REFUSED
 
 
+def open_operator_ui(ctx) -> int:
+    """`station` and `station run` without --headless: the operator terminal (docs/ui.md)."""
+    from station.ui.launch import on_a_terminal, run_app, station_app
+
+    if not on_a_terminal():
+        raise UsageError("the operator terminal needs a terminal; for scripts use `station run --headless ...`")
+    return run_app(station_app(load_config(ctx.obj.config_path())))
+
+
+HEADLESS_ONLY = ("batch_id", "model", "manifest", "expected", "ports", "supervisor_override", "as_json")
+
+
 @click.command("run")
-@click.option("--headless", is_flag=True, required=True, help="Run without the operator UI (required for now).")
-@click.option("--batch", "batch_id", required=True, type=Identifier(BATCH_ID), help="Work order id.")
+@click.option("--headless", is_flag=True, help="Run one batch without the operator terminal (scripts, CI).")
+@click.option("--batch", "batch_id", type=Identifier(BATCH_ID), help="Work order id (--headless; required there).")
 @click.option("--model", type=Identifier(MODEL), help="The product/model the work order is for (default: [line] model).")
 @click.option("--manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="CSV of expected devices (columns: label[, device_id]).")
@@ -63,7 +76,16 @@ def report(summary, as_json: bool) -> int:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on the last line.")
 @click.pass_context
 def run_command(ctx, headless, batch_id, model, manifest, operator, expected, ports, supervisor_override, as_json):
-    """Provision the devices on the given ports as one batch; one line per device, then a summary."""
+    """Open the operator terminal on the configured line; with --headless, provision the devices
+    on the given ports as one batch: one line per device, then a summary."""
+    if not headless:
+        given = [p.opts[0] for p in ctx.command.params
+                 if p.name in HEADLESS_ONLY and ctx.params.get(p.name) not in (None, False, ())]
+        if given:
+            raise UsageError(f"{given[0]} is for --headless runs; the operator terminal takes work orders by scan")
+        ctx.exit(open_operator_ui(ctx))
+    if not batch_id:
+        raise UsageError("--headless needs --batch WORK_ORDER")
     cfg = load_config(ctx.obj.config_path())
     if cfg.line.label_source == "manifest" and manifest is None:
         raise UsageError("[line] label_source is \"manifest\": give --manifest FILE")
