@@ -19,7 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("station.cli.bench:bench_group", "Benchmarks."),
     "audit": ("station.cli.audit:audit_group", "The chain-of-custody audit database."),
     "run": ("station.cli.run:run_command",
-            "Provision the devices on the given ports as one batch; one line per device, then a summary."),
+            "Open the operator terminal on the configured line; with --headless, provision the devices "
+            "on the given ports as one batch: one line per device, then a summary."),
     "demo": ("station.cli.demo:demo_command",
              "Run the whole product on embedded defaults: SoftHSM2 token, simulated devices, local SQLite."),
     "sim": ("station.cli.sim:sim_command",
