@@ -58,6 +58,8 @@ class HeadlessPrinter:
                     f"reason={event.reason}")
         elif isinstance(event, IssuanceHalted):
             line = f"HALT {event.reason}"
+        elif getattr(event, "kind", None) == "device-ignored":  # station.discovery.feed.DeviceIgnored
+            line = f"IGNORED port={event.port} reason={event.reason}"
         else:
             return
         with self._lock:
@@ -98,14 +100,17 @@ class RunSummary:
 def run_batch(cfg: StationConfig, *, batch_id: str, model: str, operator: str, slots: dict[str, list[str]],
               manifest: Path | None = None, expected: int | None = None, driver_opts: dict | None = None,
               supervisor_override: str | None = None, out: TextIO = sys.stdout,
-              observers: tuple = ()) -> RunSummary:
-    """Provision every port in `slots` (slot -> the ports of the devices it will see, in order).
+              observers: tuple = (), source=None) -> RunSummary:
+    """Provision every port in `slots` (slot -> the ports of the devices it will see, in order)
+    and, with a device `source` (station.discovery: udev, static, simulator), every device it
+    reports in a slot, until the batch's expected count has passed or a signal stops the line.
     `observers` are subscribed to the engine's events beside the printer (a benchmark's
     counters)."""
     batch = Batch(batch_id=batch_id, model=model, operator=operator, expected=expected,
                   manifest=Manifest.load(manifest) if manifest else None)
     start = time.monotonic()
-    ensure_open_files(len(slots) * DESCRIPTORS_PER_PORT)  # each slot holds one port open
+    # Each slot holds one port open (a discovered line: one per configured slot).
+    ensure_open_files(max(len(slots), len(cfg.discovery.slots) if source is not None else 0) * DESCRIPTORS_PER_PORT)
     with open_station(cfg) as station:
         opts = {"timeout_scale": cfg.line.timeout_scale, "baudrate": cfg.line.baud,
                 **(driver_opts or {})}
@@ -117,6 +122,10 @@ def run_batch(cfg: StationConfig, *, batch_id: str, model: str, operator: str, s
         with _stop_on_signals(engine):
             for slot, ports in slots.items():
                 engine.run_slot_queue(slot, ports)
+            if source is not None:
+                from station.discovery.feed import feed_until_done
+
+                feed_until_done(engine, source)
             engine.finish()
         try:
             head_id, head_hash = station.audit.head()

@@ -56,7 +56,8 @@ def open_operator_ui(ctx) -> int:
     return run_app(station_app(load_config(ctx.obj.config_path())))
 
 
-HEADLESS_ONLY = ("batch_id", "model", "manifest", "expected", "ports", "supervisor_override", "as_json")
+HEADLESS_ONLY = ("batch_id", "model", "manifest", "expected", "ports", "supervisor_override", "discover",
+                 "as_json")
 
 
 @click.command("run")
@@ -73,9 +74,13 @@ HEADLESS_ONLY = ("batch_id", "model", "manifest", "expected", "ports", "supervis
                    "(default: the [line] ports table).")
 @click.option("--supervisor-override", metavar="ID", type=Identifier(OPERATOR_ID),
               help="Supervisor approving re-provisioning of already provisioned devices in this run.")
+@click.option("--discover", is_flag=True,
+              help="Take devices as they are plugged into the [discovery] slots (udev; --headless), until "
+                   "--expected devices passed or SIGINT/SIGTERM.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on the last line.")
 @click.pass_context
-def run_command(ctx, headless, batch_id, model, manifest, operator, expected, ports, supervisor_override, as_json):
+def run_command(ctx, headless, batch_id, model, manifest, operator, expected, ports, supervisor_override, discover,
+                as_json):
     """Open the operator terminal on the configured line; with --headless, provision the devices
     on the given ports as one batch: one line per device, then a summary."""
     if not headless:
@@ -96,9 +101,23 @@ def run_command(ctx, headless, batch_id, model, manifest, operator, expected, po
         raise UsageError("no model: give --model, or set [line] model in the configuration")
     if problem := MODEL.problem(model):
         raise UsageError(f"[line] model: {problem}")
-    slots = parse_ports(ports) if ports else configured_slots(cfg.line.ports)
-    if not slots:
-        raise UsageError("no ports: give --port [SLOT=]PORT, or set the [line] ports table in the configuration")
+    source = None
+    if discover:
+        if ports:
+            raise UsageError("--discover takes devices from the [discovery] slots; give no --port")
+        if not cfg.discovery.slots or not cfg.discovery.allow:
+            raise UsageError("--discover needs [discovery] allow and slots in the configuration "
+                             "(`station slots learn` writes the slots)")
+        from station.discovery.udev import UdevSource
+
+        source = UdevSource(cfg.discovery, say=lambda message: click.echo(f"station: {message}", err=True))
+        slots = {}
+    else:
+        slots = parse_ports(ports) if ports else configured_slots(cfg.line.ports)
+        if not slots:
+            raise UsageError("no ports: give --port [SLOT=]PORT, --discover, or set the [line] ports table in "
+                             "the configuration")
     summary = run_batch(cfg, batch_id=batch_id, model=model, operator=operator, slots=slots,
-                        manifest=manifest, expected=expected, supervisor_override=supervisor_override)
+                        manifest=manifest, expected=expected, supervisor_override=supervisor_override,
+                        source=source)
     ctx.exit(report(summary, as_json))
