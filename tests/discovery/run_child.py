@@ -31,13 +31,9 @@ SLOT2 = "pci-0000:00:14.0-usb-0:2:1.0"
 
 def main(config_path: str, workdir: str) -> None:
     work = Path(workdir)
-    # The session's station, with a discovery table and its own audit database.
+    # The session's station, with a discovery table and its own audit database. Written beside
+    # the session's station.toml, so that its relative paths (token, PIN file, chain) still hold.
     doc = tomlkit.parse(Path(config_path).read_text())
-    base = Path(config_path).parent
-    for table, key in (("hsm", "conf"), ("hsm", "pin_file"), ("ca", "chain"), ("audit", "certificate"),
-                       ("audit", "public_key")):
-        if key in doc.get(table, {}):
-            doc[table][key] = str((base / doc[table][key]).resolve())
     doc["audit"]["database"] = str(work / "audit.db")
     doc.setdefault("line", tomlkit.table())["label_source"] = "device-id"
     doc["line"]["timeout_scale"] = 0.25
@@ -46,7 +42,7 @@ def main(config_path: str, workdir: str) -> None:
     discovery["slots"] = {"slot1": SLOT1, "slot2": SLOT2}
     discovery["poll_interval"] = 0.1
     doc["discovery"] = discovery
-    config = work / "station.toml"
+    config = Path(config_path).with_name(f"station-discover-{os.getpid()}.toml")
     config.write_text(tomlkit.dumps(doc))
 
     def sim(index: int) -> Device:
