@@ -62,6 +62,7 @@ class BatchClosed(Event):
     batch_id: str
     audit_head: str
     left_open: bool = False
+    report: str = ""  # path of the batch report written at close (docs/audit.md), "" if none
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ class BatchView:
     closed: bool = False
     left_open: bool = False
     audit_head: str = ""
+    report: str = ""  # the batch report written at close
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (step, code, reason)
 
     @property
@@ -213,6 +214,7 @@ class LineModel:
         self.audit_head = e.audit_head or self.audit_head
         if self.batch is not None:
             self.batch.closed, self.batch.left_open, self.batch.audit_head = True, e.left_open, e.audit_head
+            self.batch.report = e.report
             if self.batch.ended is None:
                 self.batch.ended = self.clock()
         text = _("Batch {batch} left open; audit head {head}.") if e.left_open else \

@@ -142,7 +142,23 @@ class Session:
             head = f"{head_id}:{head_hash}"
         except StationError:
             head = ""  # the database is what failed; the halt banner says why
-        self.publish(BatchClosed(batch_id=engine.batch.batch_id, audit_head=head, left_open=left_open))
+        report = self._write_report(engine.batch.batch_id) if not left_open else ""
+        self.publish(BatchClosed(batch_id=engine.batch.batch_id, audit_head=head, left_open=left_open,
+                                 report=report))
+
+    def _write_report(self, batch_id: str) -> str:
+        """The batch report (station.audit.report) beside the station, for QA and the shift
+        lead: its path, or "" when it could not be written (the batch is closed all the same;
+        `station audit report` can write it later)."""
+        from station.audit.report import write_batch_report
+
+        path = self.cfg.base_dir / "reports" / f"{batch_id}.html"
+        try:
+            path.parent.mkdir(exist_ok=True)
+            write_batch_report(self.station.audit, batch_id, path)
+        except (StationError, OSError):
+            return ""
+        return str(path)
 
     @property
     def in_flight(self) -> bool:

@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 import tty
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +45,11 @@ async def test_badge_then_work_order_runs_a_batch_to_its_summary(ui_config, tmp_
         head_id, _, head_hash = batch.audit_head.partition(":")
         assert head_hash[:16] in text  # the audit head, to write down
         assert app.focused is not None and app.focused.id == "summary-scan"
+        # The batch report was written at close, and the summary says where.
+        report = Path(batch.report)
+        assert report == ui_config.base_dir / "reports" / f"{batch.batch_id}.html" and report.exists()
+        assert "Batch report:" in text and batch.batch_id + ".html" in text.replace("\n", "")
+        assert "5" in report.read_text() and batch.batch_id in report.read_text()
     logins = audit_events(ui_config.audit.database, "operator-logged-in")
     assert logins and logins[0]["operator"] == "OP-DEMO"
     [closed] = audit_events(ui_config.audit.database, "batch-closed")

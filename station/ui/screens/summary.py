@@ -45,6 +45,8 @@ class BatchSummary(ModalScreen[None]):
                 yield Label(_("Failures by step and reason:"))
                 yield Static(failures_table(b))
             yield Static(_("Audit head (write it down): {head}").format(head=b.audit_head or "-"), classes="head")
+            if b.report:
+                yield Static(_("Batch report: {path}").format(path=b.report))
             yield ScanField(id="summary-scan")
 
     def on_scanned(self, message: Scanned) -> None:
