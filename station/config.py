@@ -270,9 +270,13 @@ def _read_discovery(path: Path, doc: dict) -> DiscoveryConfig:
             # the udev rules carry the patterns too, where " ends the value and | separates
             d.fail("serial_patterns", 'non-empty pattern strings without " or |', item)
     slots = d.get("slots", dict, {}, expected='a table of slot = "ID_PATH"')
+    # The one slot-name rule (--port and [line] ports use it too). Imported here: identifiers
+    # imports the profile, which imports this module.
+    from station.identifiers import SLOT
+
     for slot, port_path in slots.items():
-        if not _plain_name(slot):
-            d.fail(f"slots.{slot}", "a slot name of letters, digits, - and _ (at most 32)", slot)
+        if SLOT.problem(slot):
+            d.fail(f"slots.{slot}", SLOT.rule, slot)
         if not isinstance(port_path, str) or not port_path or '"' in port_path:
             d.fail(f"slots.{slot}", "a physical port path (udev ID_PATH string)", port_path)
     if len(set(slots.values())) != len(slots):

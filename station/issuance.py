@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from hsm.ca import CertificateAuthority
 from hsm.errors import HSMError
-from station.audit.errors import CheckpointFailed
+from station.audit.errors import AuditWriteFailed, CheckpointFailed
 from station.config import ProfileConfig
 from station.policy import IssuancePolicy, ValidatedRequest
 from station.profile import DeviceRef, device_certificate_builder, subject_for
@@ -90,6 +90,11 @@ class Issuer:
                 not_after=cert.not_valid_after_utc)
         except CheckpointFailed:
             raise  # the certificate is recorded (issued); only the signed checkpoint after it failed
+        except AuditWriteFailed:
+            # The database itself failed (maybe after the certificate was recorded, in the
+            # checkpoint that followed): voiding would fail or be refused and hide this error,
+            # which must halt issuance. The next start's crash recovery closes the reservation.
+            raise
         except BaseException as exc:
             # Whatever went wrong (a token error, a bug, an interrupt), nothing was released: a
             # reservation left `reserved` would look like a crash in flight to the next start.

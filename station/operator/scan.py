@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from station.config import ScanConfig
+from station.identifiers import LABEL
 from station.operator.i18n import _
 from station.operator.model import LineModel
 
@@ -65,6 +66,10 @@ class ScanRouter:
         if kind == "supervisor":
             return self._waiting(value, slot, model.waiting_for_override(), "supervisor",
                                  _("no slot is waiting for a supervisor"))
+        # The one label validator (the profile's alphabet): a scan the certificate subject could
+        # not carry is refused here, not first at the engine.
+        if problem := LABEL.problem(value):
+            return Refusal(problem)
         return self._waiting(value, slot, model.waiting_for_label(), "label",
                              _("no slot is waiting for a label"))
 

@@ -104,13 +104,22 @@ class Session:
             self.fixture.stop()
             threading.Thread(target=self.close_batch, args=(engine,), name="batch-close", daemon=True).start()
 
+    def _running_engine(self) -> "Engine":
+        # Read once: a worker thread clears self.engine when the batch ends.
+        engine = self.engine
+        if engine is None:
+            raise StationError(_("no batch is running"))
+        return engine
+
     def bind_label(self, slot: str, label: str) -> None:
-        self.engine.bind_label(slot, label)
+        """Raises StationError (no batch running) or PolicyRefusal (label outside the alphabet)."""
+        self._running_engine().bind_label(slot, label)
 
     def approve_override(self, slot: str, supervisor: str) -> None:
         """Both identities end in the audit: the batch's operator, and the supervisor in the
-        `override-approved` event the pipeline writes when it provisions the device again."""
-        self.engine.approve_override(slot, supervisor)
+        `override-approved` event the pipeline writes when it provisions the device again.
+        Raises StationError when no batch is running."""
+        self._running_engine().approve_override(slot, supervisor)
         self.fixture.approved(slot)
 
     def close_batch(self, engine: "Engine | None" = None) -> None:

@@ -206,10 +206,16 @@ class StationApp(App):
             self._busy = _("opening work order {wo}").format(wo=route.value)
             self._work(self.session.open_batch, route.value, scan=text)
         elif route.kind == "label":
-            self.session.bind_label(route.slot, route.value)
+            try:
+                self.session.bind_label(route.slot, route.value)
+            except StationError as exc:  # no batch any more, or a label outside the alphabet
+                return self._refuse(text, str(exc))
             self._accept(text, _("label {label} for slot {slot}").format(label=route.value, slot=route.slot))
         elif route.kind == "supervisor":
-            self.session.approve_override(route.slot, route.value)
+            try:
+                self.session.approve_override(route.slot, route.value)
+            except StationError as exc:  # the batch ended while the slot waited
+                return self._refuse(text, str(exc))
             self._accept(text, _("supervisor {supervisor} approved slot {slot}").format(
                 supervisor=route.value, slot=route.slot))
 

@@ -160,3 +160,27 @@ def test_a_failure_after_the_reservation_voids_it(station, device):
     assert rows[0]["cert_pem"] is None
     # The key stays used: the device must make a fresh one.
     assert station.audit.public_key_known(rows[0]["spki_sha256"])
+
+
+def test_an_audit_write_failure_after_the_record_is_not_hidden_by_a_refused_void(station, device, monkeypatch):
+    # The certificate row is committed `issued`; the checkpoint transaction after it fails. The
+    # AuditWriteFailed must reach the pipeline (it halts issuance), not a PolicyRefusal from
+    # trying to void a signed certificate.
+    from station.audit import AuditWriteFailed
+
+    calls = []
+    real = station.audit._checkpoint_if_due
+
+    def disk_full(event_id):  # the reservation's goes through; the record's fails
+        calls.append(event_id)
+        if len(calls) == 1:
+            return real(event_id)
+        raise AuditWriteFailed("audit database write failed: disk full (injected after the record)")
+
+    monkeypatch.setattr(station.audit, "_checkpoint_if_due", disk_full)
+    csr = make_csr(station.issuer.subject_for(device))
+    with pytest.raises(AuditWriteFailed):
+        station.issuer.issue(csr, device)
+    monkeypatch.undo()
+    rows = station.audit.certificates_for_device(device.device_id)
+    assert [row["status"] for row in rows][-1] == "issued"

@@ -51,3 +51,17 @@ def test_bad_values_name_file_table_and_key(tmp_path, body, where):
     with pytest.raises(ConfigError) as err:
         _load(tmp_path, body)
     assert str(tmp_path / "station.toml") in str(err.value) and where in str(err.value)
+
+
+def test_discovery_slot_names_follow_the_one_slot_rule(tmp_path):
+    # The same rule as --port and [line] ports: a letter or digit first.
+    import pytest
+
+    from station.config import load_config
+    from station.errors import ConfigError
+
+    for bad in ("-S1", "_x"):
+        path = tmp_path / "station.toml"
+        path.write_text(BASE + f'\n[discovery]\nallow = ["1915:521f"]\nslots = {{ "{bad}" = "pci-0:1" }}\n')
+        with pytest.raises(ConfigError, match="starting with a letter or digit"):
+            load_config(path)

@@ -133,3 +133,27 @@ def test_a_supervisor_badge_answers_only_a_pending_override():
 def test_nothing_is_routed_before_the_station_is_ready():
     model = LineModel(["S1"])
     assert ROUTER.route("OP-ANNA", model) == Refusal("the station is not ready yet")
+
+
+def test_a_scanned_label_the_certificate_subject_cannot_carry_is_refused():
+    # The [scan] label pattern accepts "_" and "."; the profile's alphabet does not. Such a scan
+    # is refused with the reason, never handed to the engine (which would raise on the UI loop).
+    model = ready_model()
+    start_batch(model)
+    model.apply(SlotStateChanged(slot="S1", state="waiting-label", device_id="D1"))
+    refused = ROUTER.route("LBL_0001", model)
+    assert isinstance(refused, Refusal) and "label 'LBL_0001' is not" in refused.reason
+
+
+def test_label_and_supervisor_commands_without_a_running_batch_are_refusals():
+    import pytest
+
+    from station.errors import StationError
+    from station.operator.session import Session
+
+    session = Session.__new__(Session)  # only the engine reference matters here
+    session.engine = None
+    with pytest.raises(StationError, match="no batch is running"):
+        session.bind_label("S1", "LBL-0001")
+    with pytest.raises(StationError, match="no batch is running"):
+        session.approve_override("S1", "SV-BOB")
