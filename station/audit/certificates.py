@@ -114,10 +114,12 @@ class CertificateRecords:
         self._checkpoint_if_due(event_id)
 
     def set_certificate_status(self, serial: int, status: str, *,
-                               reason: str | None = None) -> None:
+                               reason: str | None = None, durable: bool = True) -> None:
         """Move a certificate to `status` along an allowed transition (docs/audit.md).
         `delivered` also supersedes the device's earlier certificates (an earlier one that
-        was never signed becomes `void`).
+        was never signed becomes `void`). `durable=False`: the change is in the chain when this
+        returns and durable with the next COMMIT, not waited for (database.py); only for a
+        change crash recovery restores by itself if it is lost.
 
         Raises: PolicyRefusal("certificate-unknown") / ("certificate-status") for a
         transition that is not allowed; ValueError (unknown status); AuditWriteFailed.
@@ -126,7 +128,7 @@ class CertificateRecords:
             raise ValueError(f"unknown certificate status {status!r}; expected one of "
                              f"{', '.join(st.CERTIFICATE_STATUSES)}")
         serial_text = serial_hex(serial)
-        with self._transaction():
+        with self._transaction(durable):
             row = self._certificate_row(serial_text)
             event_id = self._change_status(row, status, reason)
             if status == st.DELIVERED and row["device_id"]:

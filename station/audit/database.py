@@ -9,10 +9,17 @@ chain head is read, so two writers can never fork the chain.
 
 Group commit: a record is written inside a SAVEPOINT of the open transaction (its "group");
 the last writer to arrive commits the group, so records that came in while the previous
-commit was on its way to disk share one COMMIT and one fsync. Every caller still returns only
-once the COMMIT holding its own record is durable; if that COMMIT fails, every caller of the
-group gets AuditWriteFailed and nothing of theirs is recorded. A record that fails by itself
-(a refusal, a bad argument) is rolled back to its savepoint and leaves the others alone.
+commit was on its way to disk share one COMMIT and one fsync. A durable record's caller
+returns only once the COMMIT holding its record is durable; if that COMMIT fails, every caller
+of the group gets AuditWriteFailed and nothing of theirs is recorded. A record that fails by
+itself (a refusal, a bad argument) is rolled back to its savepoint and leaves the others alone.
+
+Deferred records (`durable=False`: a step's progress, never a decision) take their place in
+the chain at once but their caller does not wait for the fsync: the next COMMIT carries them,
+made by a later writer or by the committer thread within moments. Any later durable record
+returns only once they are durable too (COMMITs are in chain order). If their COMMIT fails,
+every later write of this process raises AuditWriteFailed, so the line halts at its next
+record instead of going on with a log that lost something (docs/audit.md, "Writers").
 """
 from __future__ import annotations
 
@@ -75,7 +82,13 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
         self._closed = False
         self.commits = 0  # COMMITs made (fsyncs); with `records_committed`, the group sizes
         self.records_committed = 0
+        self.records_deferred = 0  # of those, records whose writers did not wait
         self.groups_lost = 0  # groups whose COMMIT (or transaction) failed
+        # Deferred records: the thread that commits a group nobody waits for, woken by
+        # `_commit_wanted`; and the failure that lost deferred records (sticky: see _transaction).
+        self._committer: threading.Thread | None = None
+        self._commit_wanted = threading.Event()
+        self._deferred_lost: AuditWriteFailed | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -158,6 +171,7 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
             except AuditWriteFailed:
                 pass
             self._closed = True
+            self._commit_wanted.set()  # the committer sees `_closed` and ends
             self._conn.close()
             if self._rconn is not None:
                 with self._rlock:
@@ -172,10 +186,11 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
     # ------------------------------------------------------------------ plumbing
 
     @contextmanager
-    def _transaction(self):
-        """One record: everything written inside is committed together, durably, before the
-        block exits (group commit, see the module docstring). SQLite errors become
-        AuditWriteFailed; any exception rolls back everything written inside, and only that."""
+    def _transaction(self, durable: bool = True):
+        """One record: everything written inside is committed together, durably before the
+        block exits, or (`durable=False`) by the next COMMIT without waiting for it (group
+        commit, see the module docstring). SQLite errors become AuditWriteFailed; any
+        exception rolls back everything written inside, and only that."""
         me = threading.get_ident()
         if self._writer == me:  # nested inside this thread's own record: part of it
             with self._savepoint():
@@ -187,6 +202,9 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
         try:
             if self._closed:
                 raise AuditWriteFailed(f"audit database is closed: {self.path}")
+            if self._deferred_lost is not None:
+                raise AuditWriteFailed(f"earlier records could not be committed, nothing more is "
+                                       f"written: {self._deferred_lost}")
             group = self._open_group()
             self._writer = me
             try:
@@ -195,20 +213,48 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
             finally:
                 self._writer = None
             group.members += 1
+            group.deferred += not durable
         finally:
             with self._arrivals_lock:
                 self._arrivals -= 1
                 last = self._arrivals == 0
             try:
                 # The last writer in commits for everyone; a thread that holds the connection
-                # re-entrantly (close) must commit itself, as nobody else can get in.
-                if self._group is not None and (last or self._reader_depth):
+                # re-entrantly (close) must commit itself, as nobody else can get in. A
+                # deferred record's writer hands the COMMIT to the committer thread instead.
+                if self._group is not None and self._reader_depth:
                     self._commit_group()
+                elif self._group is not None and last:
+                    if durable:
+                        self._commit_group()
+                    else:
+                        self._wake_committer()
             finally:
                 self._conn_lock.release()
+        if not durable:
+            return
         group.done.wait()
         if group.error is not None:
             raise AuditWriteFailed(str(group.error)) from group.error
+
+    def _wake_committer(self) -> None:
+        if self._committer is None:
+            self._committer = threading.Thread(target=self._commit_deferred, daemon=True,
+                                               name="audit-committer")
+            self._committer.start()
+        self._commit_wanted.set()
+
+    def _commit_deferred(self) -> None:
+        """The committer thread: commits a group that only deferred records are waiting on.
+        A group with a writer still on its way in is left to that writer (the last commits)."""
+        while True:
+            self._commit_wanted.wait()
+            self._commit_wanted.clear()
+            with self._conn_lock:
+                if self._closed:
+                    return
+                if self._group is not None and self._arrivals == 0:
+                    self._commit_group()
 
     def _open_group(self) -> "_Group":
         if self._group is None:
@@ -255,9 +301,12 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
             group.error = write_failure(exc, self.path)
             self.groups_lost += 1
             self._rollback()
+            if group.deferred:
+                self._deferred_lost = group.error
         else:
             self.commits += 1
             self.records_committed += group.members
+            self.records_deferred += group.deferred
         group.done.set()
 
     def _abandon_group(self, exc: BaseException) -> None:
@@ -267,6 +316,8 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
             self.groups_lost += 1
             group.error = (write_failure(exc, self.path) if isinstance(exc, sqlite3.Error)
                            else AuditWriteFailed(f"audit write failed on {self.path}: {exc}"))
+            if group.deferred:
+                self._deferred_lost = group.error
             group.done.set()
 
     def _rollback(self) -> None:
@@ -343,8 +394,12 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
 
     def log_event(self, kind: str, *, operator: str | None = None, batch_id: str | None = None,
                   slot: str | None = None, device_id: str | None = None,
-                  data: dict | None = None) -> int:
+                  data: dict | None = None, durable: bool = True) -> int:
         """Append one event (a provisioning step, a refusal, an override...).
+
+        `durable=False` for a step's progress that decides nothing: the event is in the chain
+        when this returns and durable with the next COMMIT, which this call does not wait for
+        (module docstring).
 
         Returns: the event id (1, 2, 3... without gaps).
         Raises: AuditWriteFailed (nothing recorded); ValueError (empty kind, data not JSON);
@@ -353,7 +408,7 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
         """
         if not kind:
             raise ValueError("event kind must not be empty")
-        with self._transaction():
+        with self._transaction(durable):
             event_id = self._append(kind, operator=operator, batch_id=batch_id, slot=slot,
                                     device_id=device_id, data=data)
         self._checkpoint_if_due(event_id)
@@ -384,10 +439,11 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
 class _Group:
     """The records of one open transaction, made durable (or lost) by one COMMIT."""
 
-    __slots__ = ("members", "done", "error")
+    __slots__ = ("members", "deferred", "done", "error")
 
     def __init__(self):
         self.members = 0
+        self.deferred = 0  # members whose writers did not wait (durable=False)
         self.done = threading.Event()
         self.error: AuditWriteFailed | None = None
 

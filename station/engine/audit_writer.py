@@ -12,6 +12,11 @@ from station.engine import events as ev
 # Events whose content is already recorded by the pipeline's own audit calls (device and
 # certificate rows, each of which logs its own event), or that are display-only.
 _NOT_LOGGED = (ev.SlotStateChanged, ev.BatchCounterChanged, ev.StepStarted)
+# A device's progress, which decides nothing: in the chain at once, durable with the next
+# COMMIT (the caller does not wait for its fsync). Every decision (bind, the certificate's
+# reservation and issue, pass, fail, an override) is a durable record, and a durable record is
+# only durable once everything before it is (docs/audit.md, "What is durable when").
+_PROGRESS = (ev.StepFinished, ev.DeviceIdentified, ev.DeviceAttached)
 
 
 class AuditWriter:
@@ -31,4 +36,4 @@ class AuditWriter:
             operator = self.operator
         self.audit.log_event(event.kind, operator=operator, batch_id=self.batch_id,
                              slot=getattr(event, "slot", None), device_id=getattr(event, "device_id", None),
-                             data=data)
+                             data=data, durable=not isinstance(event, _PROGRESS))

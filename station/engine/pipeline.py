@@ -262,14 +262,18 @@ class DevicePipeline:
                     raise DeviceIntegrityError(
                         "COMMIT", f"device stored {kind} with SHA-256 {shown}, not what was sent "
                         f"({hashlib.sha256(data).hexdigest()[:16]}...)", port=self.port)
-            self.audit.set_certificate_status(self.issued.serial, st.DELIVERED, reason=f"committed on {self.port}")
+            # Not waited for: if a crash loses it, the certificate is `issued`, which recovery
+            # turns into `unknown` and the device's next contact settles. The proof's
+            # `verified` record (durable) comes next and makes it durable in any case.
+            self.audit.set_certificate_status(self.issued.serial, st.DELIVERED, reason=f"committed on {self.port}",
+                                              durable=False)
             self.delivered = True
             # What the device now holds, object by object: the chain of custody QA exports.
             stored = {kind: hashlib.sha256(data).hexdigest() for kind, data in self._written.items()}
             if self.engine.anchors is not None:
                 stored["anchor_fingerprints"] = list(self.engine.anchors.fingerprints)
             self.audit.log_event("objects-committed", batch_id=self.engine.batch.batch_id, slot=self.slot,
-                                 device_id=self.device_id,
+                                 device_id=self.device_id, durable=False,
                                  data={"serial": format(self.issued.serial, "x"), "port": self.port, **stored})
 
     def _prove(self) -> None:
