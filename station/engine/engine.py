@@ -20,7 +20,7 @@ from station.engine.bus import EventBus
 from station.engine.events import (BatchCounterChanged, BatchFinished, BatchStarted, DeviceAttached, DeviceFailed,
                                    DevicePassed, Event, IssuanceHalted, SlotStateChanged, StepStarted)
 from station.engine.pipeline import DevicePipeline, Outcome, StepFailed
-from station.engine.removal import RemovalWatch
+from station.engine.removal import DeviceRemoved, RemovalWatch
 from station.errors import PolicyRefusal, StationError
 from station.identifiers import LABEL
 
@@ -156,11 +156,16 @@ class Engine:
 
     def wait_for_label(self, slot: str, device_id: str) -> str:
         commands = self._slot(slot)
+        # This device's own removal: a device pulled out while the slot waits for its scan ends
+        # the wait at once (detach notifies), so a label scanned next is not taken for it.
+        removed = self._presence.removal_of(slot)
         self.bus.publish(SlotStateChanged(slot=slot, state="waiting-label", device_id=device_id))
         with commands.changed:
-            if not commands.changed.wait_for(lambda: commands.label is not None or self.stopping,
+            if not commands.changed.wait_for(lambda: commands.label is not None or self.stopping or removed.is_set(),
                                              timeout=self.LABEL_WAIT_S):
                 raise PolicyRefusal("no-label", f"no label scanned for slot {slot} within {self.LABEL_WAIT_S:g} s")
+            if removed.is_set():
+                raise DeviceRemoved("bind")
             if commands.label is None:
                 raise PolicyRefusal("station-stopping", f"the station is stopping; slot {slot} was not scanned")
             label, commands.label = commands.label, None
@@ -249,6 +254,9 @@ class Engine:
         """The device in `slot` was pulled out: if it is mid-step, that slot ends in FAIL with
         "device removed during <step>" (station/engine/removal.py); other slots carry on."""
         self._presence.removed(slot)
+        commands = self._slot(slot)
+        with commands.changed:
+            commands.changed.notify_all()  # a slot waiting for a label stops waiting
 
     def _guarded(self, slot: str, ports: list[str], hotplug: bool = False) -> None:
         for port in ports:

@@ -54,6 +54,13 @@ class RemovalWatch:
         if presence is not None:
             presence.removed.set()
 
+    def removal_of(self, slot: str) -> threading.Event:
+        """Set once the device attached last in `slot` is reported removed (never, for a slot
+        no device source watches)."""
+        with self._lock:
+            presence = self._slots.get(slot)
+        return presence.removed if presence is not None else threading.Event()
+
     def step_started(self, slot: str, step: str) -> None:
         presence = self._slots.get(slot)
         if presence is not None:

@@ -122,6 +122,38 @@ def test_scanned_label_binds_the_device_in_its_slot(engine_config, tmp_path):
     assert not [e for e in events if isinstance(e, DeviceFailed)]
 
 
+def test_a_device_pulled_out_while_its_slot_waits_for_a_scan_fails_at_once(engine_config, tmp_path, monkeypatch):
+    scanning = _with_line(engine_config, label_source="scan")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("label\nSCAN-001\n")
+    # Far longer than the test waits: the wait must end by the removal, not by its timeout.
+    monkeypatch.setattr(Engine, "LABEL_WAIT_S", 600.0)
+    events = []
+    with SimulatedLine(1, tmp_path / "devices", keygen_ms=20) as line, open_station(scanning) as station:
+        engine = Engine(station, Batch("WO-PULL", MODEL, "op", manifest=Manifest.load(labels)), scanning.line,
+                        driver_opts={"timeout_scale": scanning.line.timeout_scale})
+        waiting, failed = threading.Event(), threading.Event()
+        engine.bus.subscribe(events.append)
+        engine.bus.subscribe(lambda e: waiting.set() if isinstance(e, SlotStateChanged)
+                             and e.state == "waiting-label" else None)
+        engine.bus.subscribe(lambda e: failed.set() if isinstance(e, DeviceFailed) else None)
+        engine.start()
+        worker = engine.attach("S3", line.ports[0], hotplug=True)
+        assert waiting.wait(10), "the slot must wait for a scan"
+        engine.detach("S3")
+        assert failed.wait(10), "the removal must end the wait for a label"
+        worker.join(10)
+        assert not worker.is_alive()
+        engine.finish()
+    [failure] = [e for e in events if isinstance(e, DeviceFailed)]
+    assert (failure.slot, failure.step, failure.code) == ("S3", "bind", "device-removed")
+    assert failure.reason == "device removed during bind"
+    assert not [e for e in events if isinstance(e, DevicePassed)]
+    # Refused before bind took it: no unit of the work order, the label still free.
+    with sqlite3.connect(scanning.audit.database) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM devices WHERE label = 'SCAN-001'").fetchone() == (0,)
+
+
 def test_a_work_order_never_provisions_more_than_its_expected_count(engine_config, tmp_path):
     with SimulatedLine(4, tmp_path / "devices", keygen_ms=20) as line:
         manifest = write_manifest(tmp_path / "m.csv", line)
