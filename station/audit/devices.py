@@ -9,14 +9,19 @@ from station.audit import recovery
 from station.audit import statuses as st
 from station.audit.chain import utc_timestamp
 from station.audit.fields import as_text
+from station.errors import PolicyRefusal
 
 
 class DeviceRecords:
     def upsert_device(self, device_id: str, *, model: str, hw_rev: str, fw_version: str,
                       label: str | None, batch_id: str | None, state: str) -> None:
         """Create or update a device and log a `device-recorded` event with all its fields.
+        Marking it `in-flight` is refused while another live writer has it in flight: checked
+        inside the write, under SQLite's write lock, so two station processes cannot both
+        take one device (the engine's earlier check only refuses sooner).
 
-        Raises: AuditWriteFailed; ValueError (empty device_id, unknown state).
+        Raises: PolicyRefusal("device-in-flight"); AuditWriteFailed; ValueError (empty
+        device_id, unknown state).
         """
         if device_id is None or device_id == "":
             raise ValueError("device_id must not be empty")
@@ -25,6 +30,11 @@ class DeviceRecords:
         fields = {"model": model, "hw_rev": hw_rev, "fw_version": fw_version, "label": label,
                   "batch_id": as_text(batch_id), "state": state}
         with self._transaction():
+            if state == st.IN_FLIGHT:
+                holder = _in_flight_elsewhere(self._conn, device_id, self.session_id)
+                if holder:
+                    raise PolicyRefusal("device-in-flight", f"device {device_id} is being provisioned "
+                                                            f"by another station process ({holder})")
             self._db["devices"].upsert({
                 "device_id": device_id, "station_id": self.station_id, "reason": None,
                 "session_id": self.session_id, "updated_at": utc_timestamp(), **fields},
@@ -64,15 +74,7 @@ class DeviceRecords:
         Raises: AuditUnreadable.
         """
         with self._reading() as conn:
-            row = conn.execute(
-                "SELECT d.session_id, s.hostname, s.pid FROM devices d JOIN sessions s "
-                "ON s.session_id = d.session_id WHERE d.device_id = ? AND d.state = ?",
-                (as_text(device_id), st.IN_FLIGHT)).fetchone()
-            if row is None or row[0] == self.session_id:
-                return None
-            if row[0] not in recovery.live_sessions(conn, self.session_id):
-                return None
-        return f"pid {row[2]} on {row[1]}"
+            return _in_flight_elsewhere(conn, as_text(device_id), self.session_id)
 
     def devices_with_label(self, label: str) -> list[dict]:
         """Every device this database has bound to `label` (a label belongs to one device).
@@ -89,3 +91,12 @@ def _check_device_state(state: str) -> None:
                          f"{', '.join(st.DEVICE_STATES)}")
 
 
+def _in_flight_elsewhere(conn, device_id: str, session_id: str) -> str | None:
+    """"pid N on HOST" of a live writer other than `session_id` holding `device_id` in flight."""
+    row = conn.execute(
+        "SELECT d.session_id, s.hostname, s.pid FROM devices d JOIN sessions s "
+        "ON s.session_id = d.session_id WHERE d.device_id = ? AND d.state = ?",
+        (device_id, st.IN_FLIGHT)).fetchone()
+    if row is None or row[0] == session_id or row[0] not in recovery.live_sessions(conn, session_id):
+        return None
+    return f"pid {row[2]} on {row[1]}"

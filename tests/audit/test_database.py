@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 
@@ -356,3 +357,26 @@ def test_common_non_json_values_in_event_data_are_written_plainly(audit_db, db_p
     assert events(db_path)[0][1] == {"at": "2026-01-02T00:00:00.000000Z", "colour": "red",
                                      "port": "/dev/ttyACM0", "raw": "01ff", "tags": ["a", "b"]}
     assert verify(db_path).ok
+
+
+def test_a_device_in_flight_under_another_live_writer_cannot_be_marked_in_flight(db_path):
+    # Two writers on one file, as two station processes (both live: this pid runs). The
+    # refusal is made inside the write, under SQLite's write lock, so the second cannot slip
+    # in between a check and its mark.
+    first = AuditDB.open(db_path, station_id=STATION)
+    second = AuditDB.open(db_path, station_id=STATION)
+    fields = dict(model="M", hw_rev="A", fw_version="1", label="L-1", batch_id="B1")
+    try:
+        first.upsert_device("D1", state="in-flight", **fields)
+        with pytest.raises(PolicyRefusal) as refused:
+            second.upsert_device("D1", state="in-flight", **fields)
+        assert refused.value.code == "device-in-flight"
+        assert f"pid {os.getpid()}" in str(refused.value)
+        first.set_device_state("D1", "passed")
+        second.upsert_device("D1", state="in-flight", **fields)  # no longer held: taken
+    finally:
+        first.close()
+        second.close()
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT state, session_id FROM devices").fetchone() == (
+            "in-flight", second.session_id)
