@@ -83,8 +83,10 @@ def issue_crl(station, out_path: Path, *, next_update_days: int) -> tuple[int, i
     der = crl.public_bytes(serialization.Encoding.DER)
     with atomic_output(out_path, "wb") as out:
         out.write(crl.public_bytes(serialization.Encoding.PEM))
-    station.audit.log_event("crl-issued", operator="cli", data={
-        "crl_number": number, "entries": len(entries), "revoked_now": [r["serial"] for r in pending],
-        "this_update": crl.last_update_utc.isoformat(), "next_update": crl.next_update_utc.isoformat(),
-        "sha256": sha256(der).hexdigest()})
+        # Recorded (durably) before the file is renamed into place: a CRL the audit does not
+        # know is never published. If the record fails, the temporary file goes with it.
+        station.audit.log_event("crl-issued", operator="cli", data={
+            "crl_number": number, "entries": len(entries), "revoked_now": [r["serial"] for r in pending],
+            "this_update": crl.last_update_utc.isoformat(), "next_update": crl.next_update_utc.isoformat(),
+            "sha256": sha256(der).hexdigest()})
     return number, len(entries)

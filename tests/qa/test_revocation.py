@@ -4,14 +4,20 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
 import sqlite3
 import subprocess
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+
+from station.audit import AuditWriteFailed
+from station.audit.export_revocations import issue_crl
+from station.boot import open_station
 
 from tests.cli_runner import run_station
 
@@ -68,3 +74,14 @@ def test_crl_lists_exactly_the_unconfirmed_and_superseded_certificates(qa_line, 
     again = x509.load_pem_x509_crl(crl_path.read_bytes())
     assert again.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 2
     assert {r.serial_number for r in again} == {r.serial_number for r in crl}
+
+
+def test_a_crl_the_audit_cannot_record_is_never_published(station_config, tmp_path):
+    cfg = dataclasses.replace(station_config, audit=dataclasses.replace(station_config.audit,
+                                                                        database=tmp_path / "audit.db"))
+    out = tmp_path / "ca.crl"
+    with open_station(cfg) as station:
+        station.audit.close()  # the database becomes unwritable after the CRL is signed
+        with pytest.raises(AuditWriteFailed):
+            issue_crl(station, out, next_update_days=7)
+    assert not out.exists() and not out.with_name("ca.crl.tmp").exists()
