@@ -14,15 +14,20 @@ returns only once the COMMIT holding its record is durable; if that COMMIT fails
 of the group gets AuditWriteFailed and nothing of theirs is recorded. A record that fails by
 itself (a refusal, a bad argument) is rolled back to its savepoint and leaves the others alone.
 
-Deferred records (`durable=False`: a step's progress, never a decision) take their place in
-the chain at once but their caller does not wait for the fsync: the next COMMIT carries them,
-made by a later writer or by the committer thread within moments. Any later durable record
-returns only once they are durable too (COMMITs are in chain order). If their COMMIT fails,
-every later write of this process raises AuditWriteFailed, so the line halts at its next
-record instead of going on with a log that lost something (docs/audit.md, "Writers").
+Deferred records (`durable=False`: a step's progress, never a decision) are checked in their
+caller's thread but their caller does not wait for the fsync: the next COMMIT carries them,
+made by a later writer or by the committer thread within moments. A deferred status change is
+written under the lock like any record (its transition is checked there); a deferred plain
+event does not even take the lock: it waits in `_pending`, in order, and whoever holds the
+connection next appends it to the chain before its own record. So any later record of the same
+thread comes after it in the chain, and a durable record returns only once everything before
+it is durable (COMMITs are in chain order). If a COMMIT carrying deferred records fails, every
+later write of this process raises AuditWriteFailed, so the line halts at its next record
+instead of going on with a log that lost something (docs/audit.md, "What is durable when").
 """
 from __future__ import annotations
 
+import collections
 import os
 import sqlite3
 import threading
@@ -89,6 +94,9 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
         self._committer: threading.Thread | None = None
         self._commit_wanted = threading.Event()
         self._deferred_lost: AuditWriteFailed | None = None
+        # Deferred plain events not yet in the chain: (kind, fields, data text, timestamp).
+        # deque.append and popleft are atomic, so writers add to it without any lock.
+        self._pending: collections.deque = collections.deque()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -200,14 +208,11 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
             self._arrivals += 1
         self._conn_lock.acquire()
         try:
-            if self._closed:
-                raise AuditWriteFailed(f"audit database is closed: {self.path}")
-            if self._deferred_lost is not None:
-                raise AuditWriteFailed(f"earlier records could not be committed, nothing more is "
-                                       f"written: {self._deferred_lost}")
+            self._check_writable()
             group = self._open_group()
             self._writer = me
             try:
+                self._append_pending(group)
                 with self._savepoint():
                     yield
             finally:
@@ -237,6 +242,14 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
         if group.error is not None:
             raise AuditWriteFailed(str(group.error)) from group.error
 
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise AuditWriteFailed(f"audit database is closed: {self.path}")
+        if self._deferred_lost is not None:
+            # Records this process put in the chain were lost: going on would hide that.
+            raise AuditWriteFailed(f"earlier records could not be committed, nothing more is "
+                                   f"written: {self._deferred_lost}")
+
     def _wake_committer(self) -> None:
         if self._committer is None:
             self._committer = threading.Thread(target=self._commit_deferred, daemon=True,
@@ -253,8 +266,29 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
             with self._conn_lock:
                 if self._closed:
                     return
-                if self._group is not None and self._arrivals == 0:
+                if self._arrivals:
+                    continue  # a writer is on its way in: it appends the pending and commits
+                if self._pending and self._deferred_lost is None:
+                    try:
+                        self._append_pending(self._open_group())
+                    except AuditWriteFailed:
+                        continue  # the group is abandoned and its loss recorded
+                if self._group is not None:
                     self._commit_group()
+
+    def _append_pending(self, group: "_Group") -> None:
+        """Put the deferred events waiting in `_pending` into the chain, in the open group
+        (under `_conn_lock`). A failure here loses the whole group."""
+        while self._pending:
+            kind, fields, text, ts = self._pending.popleft()
+            try:
+                self._append_text(kind, fields, text, ts)
+            except sqlite3.Error as exc:
+                group.deferred += 1
+                self._abandon_group(exc)
+                raise write_failure(exc, self.path) from exc
+            group.members += 1
+            group.deferred += 1
 
     def _open_group(self) -> "_Group":
         if self._group is None:
@@ -348,14 +382,13 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
     def _append(self, kind: str, *, operator=None, batch_id=None, slot=None, device_id=None,
                 data: dict | None = None) -> int:
         """Append one chained event inside the current transaction; returns its id."""
-        try:
-            text = canonical_json(data or {}).decode("utf-8")
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"event {kind!r}: data is not JSON-serialisable ({exc})") from exc
+        fields = {"operator": operator, "batch_id": batch_id, "slot": slot, "device_id": device_id}
+        return self._append_text(kind, fields, _event_text(kind, data), utc_timestamp())
+
+    def _append_text(self, kind: str, fields: dict, text: str, ts: str) -> int:
         prev_id, prev_hash = self._head()
-        row = {"id": prev_id + 1, "ts": utc_timestamp(), "station_id": self.station_id,
-               "kind": str(kind), "operator": as_text(operator), "batch_id": as_text(batch_id),
-               "slot": as_text(slot), "device_id": as_text(device_id), "data": text,
+        row = {"id": prev_id + 1, "ts": ts, "station_id": self.station_id, "kind": str(kind),
+               **{name: as_text(value) for name, value in fields.items()}, "data": text,
                "prev_hash": prev_hash}
         row["hash"] = event_hash(row)
         self._conn.execute(_INSERT_EVENT, row)
@@ -397,18 +430,25 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
                   data: dict | None = None, durable: bool = True) -> int:
         """Append one event (a provisioning step, a refusal, an override...).
 
-        `durable=False` for a step's progress that decides nothing: the event is in the chain
-        when this returns and durable with the next COMMIT, which this call does not wait for
-        (module docstring).
+        `durable=False` for a step's progress that decides nothing: the event is checked and
+        queued, put in the chain by the next writer and made durable by the next COMMIT,
+        neither of which this call waits for (module docstring); it returns None.
 
-        Returns: the event id (1, 2, 3... without gaps).
+        Returns: the event id (1, 2, 3... without gaps); None for a deferred event.
         Raises: AuditWriteFailed (nothing recorded); ValueError (empty kind, data not JSON);
         CheckpointFailed if this event made a checkpoint due and it could not be signed
         (the event itself IS recorded; its id is in the exception's `event_id`).
         """
         if not kind:
             raise ValueError("event kind must not be empty")
-        with self._transaction(durable):
+        if not durable:
+            self._check_writable()
+            fields = {"operator": operator, "batch_id": batch_id, "slot": slot,
+                      "device_id": device_id}
+            self._pending.append((kind, fields, _event_text(kind, data), utc_timestamp()))
+            self._wake_committer()
+            return None
+        with self._transaction():
             event_id = self._append(kind, operator=operator, batch_id=batch_id, slot=slot,
                                     device_id=device_id, data=data)
         self._checkpoint_if_due(event_id)
@@ -482,6 +522,14 @@ class _ReadLock:
 _INSERT_EVENT = ("INSERT INTO events (id, ts, station_id, kind, operator, batch_id, slot, "
                  "device_id, data, prev_hash, hash) VALUES (:id, :ts, :station_id, :kind, "
                  ":operator, :batch_id, :slot, :device_id, :data, :prev_hash, :hash)")
+
+
+def _event_text(kind: str, data: dict | None) -> str:
+    """The event's data as canonical JSON text; ValueError names the event if it is not JSON."""
+    try:
+        return canonical_json(data or {}).decode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"event {kind!r}: data is not JSON-serialisable ({exc})") from exc
 
 
 def _open_failure(exc: sqlite3.Error, path: Path) -> Exception:

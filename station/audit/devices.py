@@ -14,11 +14,13 @@ from station.errors import PolicyRefusal
 
 class DeviceRecords:
     def upsert_device(self, device_id: str, *, model: str, hw_rev: str, fw_version: str,
-                      label: str | None, batch_id: str | None, state: str) -> None:
+                      label: str | None, batch_id: str | None, state: str,
+                      durable: bool = True) -> None:
         """Create or update a device and log a `device-recorded` event with all its fields.
         Marking it `in-flight` is refused while another live writer has it in flight: checked
         inside the write, under SQLite's write lock, so two station processes cannot both
-        take one device (the engine's earlier check only refuses sooner).
+        take one device (the engine's earlier check only refuses sooner). `durable=False`:
+        checked and written now, durable with the next COMMIT, not waited for (database.py).
 
         Raises: PolicyRefusal("device-in-flight"); AuditWriteFailed; ValueError (empty
         device_id, unknown state).
@@ -29,7 +31,7 @@ class DeviceRecords:
         device_id = as_text(device_id)
         fields = {"model": model, "hw_rev": hw_rev, "fw_version": fw_version, "label": label,
                   "batch_id": as_text(batch_id), "state": state}
-        with self._transaction():
+        with self._transaction(durable):
             if state == st.IN_FLIGHT:
                 holder = _in_flight_elsewhere(self._conn, device_id, self.session_id)
                 if holder:
@@ -43,13 +45,15 @@ class DeviceRecords:
                                     data=fields)
         self._checkpoint_if_due(event_id)
 
-    def set_device_state(self, device_id: str, state: str, *, reason: str | None = None) -> None:
+    def set_device_state(self, device_id: str, state: str, *, reason: str | None = None,
+                         durable: bool = True) -> None:
         """Move a device to `state` (detected, in-flight, passed, failed, interrupted).
+        `durable=False`: as for upsert_device.
 
         Raises: ValueError (unknown device or state); AuditWriteFailed.
         """
         _check_device_state(state)
-        with self._transaction():
+        with self._transaction(durable):
             event_id = self._set_device_state(device_id, state, reason)
         self._checkpoint_if_due(event_id)
 

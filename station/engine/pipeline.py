@@ -181,9 +181,13 @@ class DevicePipeline:
             batch.take_unit(identity.device_id)
             self.took_unit = True
             self.label = label
+            # Not waited for: nothing outside the station depends on it until the certificate's
+            # reservation, a durable record that commits it too. Another process cannot take
+            # the device meanwhile: our open group holds SQLite's write lock, and its own mark
+            # checks ours inside its write.
             self.audit.upsert_device(identity.device_id, model=identity.model, hw_rev=identity.hw_rev,
                                      fw_version=identity.fw_version, label=label, batch_id=batch.batch_id,
-                                     state="in-flight")
+                                     state="in-flight", durable=False)
             self.bound = True
 
     def _settle(self, identity: DeviceIdentity) -> str | None:
@@ -263,8 +267,8 @@ class DevicePipeline:
                         "COMMIT", f"device stored {kind} with SHA-256 {shown}, not what was sent "
                         f"({hashlib.sha256(data).hexdigest()[:16]}...)", port=self.port)
             # Not waited for: if a crash loses it, the certificate is `issued`, which recovery
-            # turns into `unknown` and the device's next contact settles. The proof's
-            # `verified` record (durable) comes next and makes it durable in any case.
+            # turns into `unknown` and the device's next contact settles. A durable record
+            # before LOCK or PASS makes it durable in any case.
             self.audit.set_certificate_status(self.issued.serial, st.DELIVERED, reason=f"committed on {self.port}",
                                               durable=False)
             self.delivered = True
@@ -293,13 +297,17 @@ class DevicePipeline:
                 raise DeviceIntegrityError("PROVE", "proof of possession failed: the device's signature over the "
                                            "station's nonce does not verify with the certificate's key",
                                            port=self.port) from None
-            self.audit.set_certificate_status(self.issued.serial, st.VERIFIED, reason="proof of possession verified")
+            # Durable before an irreversible LOCK; otherwise the durable `device-passed` that
+            # follows makes it durable before the operator sees PASS.
+            self.audit.set_certificate_status(self.issued.serial, st.VERIFIED, reason="proof of possession verified",
+                                              durable=self.engine.line.lock)
 
     # -- endings ---------------------------------------------------------------------
 
     def _pass(self, duration: float) -> Outcome:
         try:
-            self.audit.set_device_state(self.device_id, "passed")
+            # Made durable by the `device-passed` event, which is waited for before PASS shows.
+            self.audit.set_device_state(self.device_id, "passed", durable=False)
         except AuditWriteFailed as exc:
             self.engine.halt(str(exc))
             return self._fail(StepFailed("pass", f"audit database write failed: {exc}", "audit-write-failed"),

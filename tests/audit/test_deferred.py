@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from station.audit import AuditDB, verify
+from station.audit import AuditDB, AuditWriteFailed, verify
 from station.errors import PolicyRefusal
 from station.engine import events as ev
 from station.engine.audit_writer import AuditWriter
@@ -30,14 +30,13 @@ def stored_kinds(path) -> list[str]:
 def test_a_deferred_event_is_committed_by_the_committer_with_no_later_write(db_path):
     db = AuditDB.open(db_path, station_id=STATION)
     try:
-        event_id = db.log_event("step-finished", data={"step": "identify"}, durable=False)
+        assert db.log_event("step-finished", data={"step": "identify"}, durable=False) is None
         # Another process sees it once the committer thread has committed it; nothing else
         # is written meanwhile. (A bound, not a timing: the wait ends as soon as it shows.)
         deadline = time.monotonic() + 10
         while "step-finished" not in stored_kinds(db_path) and time.monotonic() < deadline:
             time.sleep(0.005)
         assert stored_kinds(db_path)[-1] == "step-finished"
-        assert event_id == len(stored_kinds(db_path))
         assert db.records_deferred == 1
     finally:
         db.close()
@@ -110,3 +109,22 @@ def test_the_engine_defers_progress_and_waits_for_every_decision(db_path):
     # was: 4 deferred records of the 7, all of them in the chain.
     assert db.records_deferred == len(progress)
     assert stored_kinds(db_path)[-7:] == [e.kind for e in progress + decisions]
+
+
+def test_a_deferred_event_is_checked_in_its_writer_s_thread(db_path):
+    db = AuditDB.open(db_path, station_id=STATION)
+    try:
+        with pytest.raises(ValueError, match="not JSON-serialisable"):
+            db.log_event("progress", data={"when": object()}, durable=False)
+        with pytest.raises(ValueError, match="must not be empty"):
+            db.log_event("", durable=False)
+    finally:
+        db.close()
+    assert "progress" not in stored_kinds(db_path)
+
+
+def test_a_deferred_event_after_close_is_refused(db_path):
+    db = AuditDB.open(db_path, station_id=STATION)
+    db.close()
+    with pytest.raises(AuditWriteFailed, match="closed"):
+        db.log_event("progress", durable=False)
