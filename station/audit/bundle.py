@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from station.audit import checkpoint as cp
 from station.audit.chain import utc_timestamp
-from station.audit.export import atomic_output
+from station.atomic_file import atomic_output
 from station.audit.export_selection import EVENT_COLUMNS, Selection, reading, rows
 from station.errors import ConfigError, StationError
 

@@ -10,12 +10,10 @@ import csv
 import io
 import itertools
 import json
-import os
-from contextlib import contextmanager
 from pathlib import Path
 
+from station.atomic_file import atomic_output
 from station.audit.export_selection import EVENT_COLUMNS, Selection, reading, selected_events
-from station.errors import EnvironmentProblem
 
 # The pipeline's steps in the order a device goes through them (station/engine/pipeline.py);
 # `lock` only when [line] lock is set.
@@ -31,24 +29,6 @@ CSV_COLUMNS = (
 # A spreadsheet runs a cell that starts with one of these as a formula; a reason text from a
 # device must never do that on QA's machine.
 _FORMULA_START = ("=", "+", "@", "\t", "\r")
-
-
-@contextmanager
-def atomic_output(path: Path, mode: str = "w"):
-    """Write to PATH.tmp and rename on success: a failed export never leaves a half file that
-    looks complete."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, mode, **({"newline": "", "encoding": "utf-8"} if "b" not in mode else {})) as out:
-            yield out
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise EnvironmentProblem(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def device_rows(conn, selection: Selection):

@@ -19,7 +19,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from station.audit import statuses as st
-from station.audit.export import atomic_output, csv_text
+from station.atomic_file import atomic_output
+from station.audit.export import csv_text
 from station.audit.export_selection import reading, rows
 
 # Status -> the RFC 5280 reason the CRL gives. Unconfirmed certificates were never put into

@@ -17,7 +17,8 @@ from html import escape
 from pathlib import Path
 
 from station.audit.chain import utc_timestamp
-from station.audit.export import STEPS, atomic_output, device_rows
+from station.atomic_file import atomic_output
+from station.audit.export import STEPS, device_rows
 from station.audit.export_selection import Selection, reading, rows, selected_events
 from station.errors import StationError
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from station.audit.export import atomic_output
+from station.atomic_file import atomic_output
 from station.aws.jitp import jitp_template, registration_config
 from station.config import load_config
 

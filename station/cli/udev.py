@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from station.atomic_file import atomic_output
 from station.config import load_config
 from station.discovery.rules import RULES_DIR, RULES_NAME, render_rules
 from station.discovery.udev import udev_daemon_running
@@ -39,11 +40,13 @@ def udev_install(ctx: click.Context, rules_dir: Path, no_reload: bool) -> None:
     target = rules_dir / RULES_NAME
     try:
         rules_dir.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(target)  # udevd never reads half a file
     except OSError as exc:
         raise EnvironmentProblem(f"cannot write {target}: {exc.strerror} (installing rules needs root)") from None
+    try:
+        with atomic_output(target) as out:  # udevd never reads half a file
+            out.write(text)
+    except EnvironmentProblem as exc:
+        raise EnvironmentProblem(f"{exc} (installing rules needs root)") from None
     click.echo(f"wrote {target}")
     if no_reload:
         return

@@ -4,14 +4,13 @@ each slot in turn; `write_slot_map` stores the result with tomlkit, so the file'
 layout survive."""
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import tomlkit
 
+from station.atomic_file import atomic_output
 from station.config import DiscoveryConfig
 from station.discovery.matching import SerialDevice, allowlisted
 from station.errors import ConfigError, StationError
@@ -32,11 +31,8 @@ def write_slot_map(config_path: Path, slots: dict[str, str]) -> None:
     table = tomlkit.inline_table()
     table.update(slots)
     doc["discovery"]["slots"] = table
-    fd, tmp = tempfile.mkstemp(dir=config_path.parent, prefix=".station.toml.")
-    with os.fdopen(fd, "w") as out:
+    with atomic_output(config_path, permissions=config_path.stat().st_mode & 0o7777) as out:
         out.write(tomlkit.dumps(doc))
-    os.chmod(tmp, config_path.stat().st_mode & 0o7777)
-    os.replace(tmp, config_path)
 
 
 def _candidates(present: list[SerialDevice], config: DiscoveryConfig) -> dict[str, SerialDevice]:
