@@ -1,0 +1,87 @@
+"""Every issue-10 benchmark in one run, each through the real `station bench` command, with a
+table of the figures against the targets (docs/performance.md records its output).
+
+    .venv/bin/python tools/bench_line_targets.py            # about 2-3 minutes on 2 cores
+    .venv/bin/python tools/bench_line_targets.py --json     # the raw figures as one JSON object
+
+Each benchmark runs in its own `station` process, one after the other, so they do not share the
+machine with each other; the load average before each is recorded, because on a shared machine
+it is the first thing that moves the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STATION = [sys.executable, "-m", "station"]
+ROOT = Path(__file__).resolve().parents[1]
+
+# name -> (bench arguments, what it is for)
+RUNS = {
+    "line_16": (["line", "--slots", "16", "--devices", "64"], "115200 baud, 300 ms keygen, 16 slots"),
+    "line_64": (["line", "--slots", "64", "--devices", "256"], "115200 baud, 300 ms keygen, 64 slots"),
+    "alone": (["line", "--slots", "16", "--devices", "512", "--baud", "4000000", "--keygen-ms", "0"],
+              "station alone: fast line, no key generation"),
+    "line_1000": (["line", "--slots", "256", "--devices", "1000"], "1,000 devices through 256 slots"),
+    "audit_write": (["audit-write"], "durable audit events, 16 writers"),
+    "audit_verify": (["audit", "--events", "200000"], "audit verify on 200,000 events"),
+    "issue": (["issue"], "full issuances per process"),
+}
+
+
+def run(args: list[str]) -> dict:
+    out = subprocess.run([*STATION, "bench", *args, "--json"], capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise SystemExit(f"station bench {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def table(figures: dict) -> str:
+    line16, line64, alone = figures["line_16"], figures["line_64"], figures["alone"]
+    big, write, verify, issue = (figures["line_1000"], figures["audit_write"], figures["audit_verify"],
+                                 figures["issue"])
+    rows = [
+        ("efficiency >= 0.95, 16 slots", f"{line16['efficiency']:.3f}", line16["efficiency"] >= 0.95),
+        ("efficiency >= 0.90, 64 slots", f"{line64['efficiency']:.3f}", line64["efficiency"] >= 0.90),
+        ("station-added p99 <= 50 ms, 16 slots",
+         f"p50 {line16['station_added_ms_p50']} / p99 {line16['station_added_ms_p99']} ms",
+         line16["station_added_ms_p99"] <= 50),
+        ("station alone >= 100 devices/s", f"{alone['devices_per_s']}", alone["devices_per_s"] >= 100),
+        ("station CPU <= 8 ms a device (alone)", f"{alone['cpu_ms_per_device']} ms", alone["cpu_ms_per_device"] <= 8),
+        ("1,000 devices through 256 slots all pass", f"{big['passed']} passed, {big['failed']} failed",
+         big["passed"] == 1000),
+        (">= 20,000 durable audit events/s, 16 writers", f"{write['durable_events_per_s']:,.0f}",
+         write["durable_events_per_s"] >= 20000),
+        ("audit verify >= 200,000 events/s", f"{verify['verify_events_per_s']:,.0f}",
+         verify["verify_events_per_s"] >= 200000),
+        ("bench issue >= 2,000 full issuances/s", f"{issue['issuances_per_s']:,.0f}", issue["issuances_per_s"] >= 2000),
+        ("wire bytes a device <= 2,500 (default profile)",
+         f"{line16['bytes_to_device'] + line16['bytes_from_device']:,.0f}",
+         line16["bytes_to_device"] + line16["bytes_from_device"] <= 2500),
+    ]
+    lines = ["| target | measured | met? |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {'yes' if met else 'no'} |" for name, value, met in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    options = parser.parse_args()
+    figures: dict = {"machine": f"{platform.machine()} {os.cpu_count()} cores, CPython {platform.python_version()}, "
+                                f"Linux {platform.release()}",
+                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    for name, (args, what) in RUNS.items():
+        print(f"{name}: {what} (load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+        figures[name] = run(args) | {"load_before": round(os.getloadavg()[0], 2)}
+    print(json.dumps(figures) if options.json else table(figures))
+
+
+if __name__ == "__main__":
+    main()
