@@ -165,6 +165,7 @@ class CertificateAuthority:
     issuing_label: str
     chain: list[x509.Certificate]  # issuing CA first, root last
     _signer: object = field(init=False, repr=False)
+    _signature_hash: hashes.HashAlgorithm = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # Refuse by default: a CA key the token would let out is not a CA key to sign with.
@@ -175,6 +176,8 @@ class CertificateAuthority:
                           "a key that can leave the HSM")
         check_issuing_import(self.token, self.issuing_label, self.chain)
         self._signer = signer_for(self.token, self.issuing_label)
+        # Fixed by the key for the CA's life: worked out once, not per certificate.
+        self._signature_hash = signature_hash_for(self._signer)
 
     @property
     def certificate(self) -> x509.Certificate:
@@ -187,7 +190,7 @@ class CertificateAuthority:
     def sign(self, builder: x509.CertificateBuilder) -> x509.Certificate:
         """Sign `builder` with the HSM key and verify the result against the issuing CA
         certificate before it is returned: a silent signing or encoding bug never leaves."""
-        cert = builder.sign(self._signer, signature_hash_for(self._signer))
+        cert = builder.sign(self._signer, self._signature_hash)
         try:
             cert.verify_directly_issued_by(self.certificate)
         except Exception as exc:  # InvalidSignature, ValueError, TypeError

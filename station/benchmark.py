@@ -39,6 +39,10 @@ from station.profile import DeviceRef
 from station.workdir import init_station
 
 
+# Issue 10's target for one process on the 2-core machine (docs/performance.md).
+TARGET_ISSUANCES_PER_S = 2000
+
+
 class _MemoryRecord:
     """Issuance record for the in-memory figure: same uniqueness rule, no disk."""
 
@@ -127,8 +131,8 @@ def bench_issue(count: int = 2000, threads: int = 2, durable_count: int = 200, p
         f"issuances_per_s_{threads}_threads": round(multi, 1),
         "durable_issuances_per_s": round(durable, 1),
         "full_over_raw": round(best / raw, 3),
-        "target_issuances_per_s": 1000,
-        "meets_target": best >= 1000,
+        "target_issuances_per_s": TARGET_ISSUANCES_PER_S,
+        "meets_target": best >= TARGET_ISSUANCES_PER_S,
         "count": count,
         **machine_and_time(),
     }

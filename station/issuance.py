@@ -13,11 +13,13 @@ needs a fresh key from the device.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import ssl
 from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 
 from hsm.ca import CertificateAuthority
 from hsm.errors import HSMError
@@ -83,9 +85,11 @@ class Issuer:
             builder = device_certificate_builder(self.profile, subject=subject, public_key=request.public_key,
                                                  issuer=self.ca.certificate, serial=serial)
             cert = self.ca.sign(builder)
-            fingerprint = cert.fingerprint(hashes.SHA256()).hex()
+            # One DER encoding serves the fingerprint and the PEM (cert.fingerprint would encode again).
+            der = cert.public_bytes(serialization.Encoding.DER)
+            fingerprint = hashlib.sha256(der).hexdigest()
             self.record.complete_certificate(
-                serial, cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+                serial, cert_pem=ssl.DER_cert_to_PEM_cert(der),
                 fingerprint_sha256=fingerprint, not_before=cert.not_valid_before_utc,
                 not_after=cert.not_valid_after_utc)
         except CheckpointFailed:

@@ -1,0 +1,124 @@
+"""What the HSM layer must get right, pinned in this process so that a planted bug in hsm/
+fails here (issue 12): the signature hash matches the CA key's strength, every certificate
+the CA makes is checked against the issuing CA certificate before it leaves, and the signer
+turns the token's raw r||s into the DER X.509 wants, refusing what it cannot sign.
+
+Everything runs on the session's real SoftHSM2 token; the P-384 CA is made on it under its
+own labels (SoftHSM2 is initialised once per process, so a second station is not possible
+here; test_keys.py checks the same through `station init --key-type ec-p384` in a subprocess).
+"""
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
+from cryptography.x509.oid import SignatureAlgorithmOID
+from pkcs11 import Mechanism
+
+from hsm.ca import CertificateAuthority, create_development_ca
+from hsm.errors import HSMError, SigningFailed
+from hsm.signer import HsmEcPrivateKey, signature_hash_for, signer_for
+from hsm.token import KeySpec
+from station.issuance import Issuer
+from tests.csr_factory import make_csr
+
+
+@pytest.fixture(scope="module")
+def p384_ca(station):
+    root, issuing = create_development_ca(
+        station.token, root_label="p384-root", issuing_label="p384-issuing", key_spec=KeySpec.parse("ec-p384"),
+        organization="Strength Test", country=None, root_cn="P-384 root", issuing_cn="P-384 issuing")
+    return CertificateAuthority(token=station.token, issuing_label="p384-issuing", chain=[issuing, root])
+
+
+def test_a_p384_ca_signs_every_certificate_with_sha384(station, p384_ca, device):
+    issuing, root = p384_ca.chain
+    issuer = Issuer(ca=p384_ca, profile=station.issuer.profile, policy=station.issuer.policy,
+                    record=station.issuer.record)
+    issued = issuer.issue(make_csr(issuer.subject_for(device)), device).certificate
+    for cert in (root, issuing, issued):
+        assert cert.signature_algorithm_oid == SignatureAlgorithmOID.ECDSA_WITH_SHA384, cert.subject
+    issued.verify_directly_issued_by(issuing)
+    assert isinstance(signature_hash_for(p384_ca.signer), hashes.SHA384)
+
+
+def test_a_p256_ca_signs_with_sha256(station):
+    assert isinstance(signature_hash_for(station.ca.signer), hashes.SHA256)
+    assert station.ca.certificate.signature_algorithm_oid == SignatureAlgorithmOID.ECDSA_WITH_SHA256
+
+
+def test_the_signer_reports_the_token_key_it_signs_with(station, p384_ca):
+    signer = p384_ca.signer
+    assert isinstance(signer, HsmEcPrivateKey) and signer.label == "p384-issuing"
+    assert isinstance(signer.curve, ec.SECP384R1) and signer.key_size == 384
+    assert signer.public_key().public_numbers() == p384_ca.certificate.public_key().public_numbers()
+
+
+def test_the_signer_turns_the_tokens_r_s_into_a_der_signature_that_verifies(station):
+    signer = station.ca.signer
+    data = b"tbs bytes"
+    signature = signer.sign(data, ec.ECDSA(hashes.SHA256()))
+    r, s = decode_dss_signature(signature)
+    assert r > 0 and s > 0
+    signer.public_key().verify(signature, data, ec.ECDSA(hashes.SHA256()))
+    # A digest handed over already made is signed as it is, not hashed again.
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(data)
+    prehashed = signer.sign(digest.finalize(), ec.ECDSA(Prehashed(hashes.SHA256())))
+    signer.public_key().verify(prehashed, data, ec.ECDSA(hashes.SHA256()))
+
+
+def test_a_malformed_raw_signature_from_the_token_is_refused(station):
+    class OddLength(HsmEcPrivateKey):
+        """The real signer over a token whose answer comes back one byte short."""
+
+        def __init__(self):
+            super().__init__(station.token, station.ca.issuing_label)
+            real = self._token
+
+            class ShortToken:
+                def sign_raw(self, label, mechanism, data):
+                    return real.sign_raw(label, mechanism, data)[:-1]
+
+            self._token = ShortToken()
+
+    with pytest.raises(SigningFailed, match=r"token returned a malformed ECDSA signature \(63 bytes\)"):
+        OddLength().sign(b"data", ec.ECDSA(hashes.SHA256()))
+
+
+def test_the_signer_refuses_what_it_cannot_sign(station):
+    signer = station.ca.signer
+    with pytest.raises(SigningFailed, match="only ECDSA signatures are supported"):
+        signer.sign(b"data", padding.PKCS1v15())
+    with pytest.raises(HSMError, match="cannot be used for key exchange"):
+        signer.exchange(ec.ECDH(), signer.public_key())
+
+
+def test_an_ec_signer_refuses_a_key_that_is_not_ec(station):
+    from hsm.signer import HsmRsaPrivateKey
+
+    with pytest.raises(HSMError, match="key 'issuing-ca' on the token is not an RSA key"):
+        HsmRsaPrivateKey(station.token, "issuing-ca")
+    assert isinstance(signer_for(station.token, "issuing-ca"), HsmEcPrivateKey)
+
+
+def test_a_raw_token_signature_is_r_and_s_of_the_curve_size(station, p384_ca):
+    raw = station.token.sign_raw("p384-issuing", Mechanism.ECDSA, bytes(48))
+    assert len(raw) == 96
+
+
+def test_a_certificate_the_issuing_ca_did_not_sign_never_leaves(station):
+    """The CA object checks each certificate against its issuing certificate: a builder
+    naming another issuer is signed by the token but refused before it is returned (a wrong
+    signature from the token: tests/ca/test_hsm_failure.py)."""
+    builder = (x509.CertificateBuilder()
+               .subject_name(station.ca.certificate.subject)
+               .issuer_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "someone else")]))
+               .public_key(station.ca.signer.public_key())
+               .serial_number(1)
+               .not_valid_before(station.ca.certificate.not_valid_before_utc)
+               .not_valid_after(station.ca.certificate.not_valid_after_utc))
+    with pytest.raises(SigningFailed, match="does not verify against the issuing CA"):
+        station.ca.sign(builder)
