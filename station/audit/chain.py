@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from json.encoder import encode_basestring
 from datetime import datetime, timezone
 from enum import Enum
@@ -19,6 +20,24 @@ HASHED_COLUMNS = (
     "id", "ts", "station_id", "kind", "operator", "batch_id", "slot", "device_id", "data",
     "prev_hash",
 )
+
+# The hashed columns in canonical (sorted) order: the order a verifier selects them in to fill
+# PLAIN_ROW.
+CANONICAL_ORDER = tuple(sorted(HASHED_COLUMNS))
+
+# A text value json.dumps writes unchanged between quotes has none of these (the escaped set,
+# json.encoder.ESCAPE: `"`, `\`, control characters; non-ASCII is kept).
+NEEDS_ESCAPE = re.compile(r'[\x00-\x1f\\"]')
+
+# canonical_json of an events row as one %-format over its values in CANONICAL_ORDER, for the
+# common row: `id` an int, `data` passed already escaped (encode_basestring), every other
+# value a str in which NEEDS_ESCAPE finds nothing. Any other row must take event_hash: the
+# template would write a NULL as "None" and bytes as "b'..'". Tests check it against
+# canonical_json.
+PLAIN_ROW = "".join(
+    ("{" if i == 0 else ",") + json.dumps(column) + ":"
+    + ("%d" if column == "id" else "%s" if column == "data" else '"%s"')
+    for i, column in enumerate(CANONICAL_ORDER)) + "}"
 
 
 def _plain(value):
@@ -56,7 +75,7 @@ def event_hash(row: dict) -> str:
 
 # The hashed columns in canonical (sorted) order, each with the text before its value.
 _ROW_KEYS = tuple((("{" if i == 0 else ",") + json.dumps(column) + ":", column)
-                  for i, column in enumerate(sorted(HASHED_COLUMNS)))
+                  for i, column in enumerate(CANONICAL_ORDER))
 
 
 def _row_json(row: dict) -> str | None:

@@ -7,9 +7,11 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, strategies as st
+from json.encoder import encode_basestring
 
-from station.audit.chain import (GENESIS_HASH, canonical_json, event_hash, serial_hex,
-                                 utc_timestamp)
+from station.audit.chain import (CANONICAL_ORDER, GENESIS_HASH, NEEDS_ESCAPE, PLAIN_ROW,
+                                 canonical_json, event_hash, serial_hex, utc_timestamp)
 
 
 def test_canonical_json_sorts_keys_has_no_whitespace_and_keeps_utf8():
@@ -74,3 +76,27 @@ def test_serials_are_lowercase_hex(serial, text):
 def test_serials_outside_rfc5280_are_refused(serial):
     with pytest.raises(ValueError, match="serial"):
         serial_hex(serial)
+
+
+# -- verify's template for the common row (chain.PLAIN_ROW) -------------------------------
+
+PRINTABLE_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
+
+
+@given(PRINTABLE_TEXT)
+def test_needs_escape_finds_exactly_what_json_would_escape(text):
+    assert (NEEDS_ESCAPE.search(text) is None) == (encode_basestring(text) == f'"{text}"')
+
+
+@given(st.fixed_dictionaries({c: PRINTABLE_TEXT.filter(lambda t: NEEDS_ESCAPE.search(t) is None)
+                              for c in CANONICAL_ORDER if c not in ("id", "data")}),
+       st.integers(min_value=-2**63, max_value=2**63 - 1), PRINTABLE_TEXT)
+def test_plain_row_template_writes_the_canonical_json(short, eid, data):
+    row = {**short, "id": eid, "data": data}
+    values = tuple(encode_basestring(data) if c == "data" else row[c] for c in CANONICAL_ORDER)
+    assert (PLAIN_ROW % values).encode("utf-8") == canonical_json(row)
+
+
+def test_canonical_order_is_the_sorted_hashed_columns():
+    assert CANONICAL_ORDER == ("batch_id", "data", "device_id", "id", "kind", "operator",
+                               "prev_hash", "slot", "station_id", "ts")

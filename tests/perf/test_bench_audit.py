@@ -32,6 +32,7 @@ def test_bench_audit_times_verify_on_a_database_built_by_the_writer(tmp_path):
                                     "--json"))
     assert figures["events"] == 1000 and figures["verify_ok"] is True
     assert figures["verify_events_per_s"] > 0 and figures["database_bytes"] > 0
+    assert figures["verify_cpu_s"] >= 0 and "verify_events_per_cpu_s" in figures
 
 
 def test_bench_audit_write_refuses_a_missing_directory_as_usage(tmp_path):
