@@ -1,0 +1,143 @@
+"""The compact extension (docs/protocol.md section 9) end to end: the station's cip driver
+against the reference device on a real pty, the stored objects checked with openssl.
+
+A device that does not announce the extension gets the version-1 exchange, verb for verb;
+one that does gets WRITE/GENCSR/SIGN and, with a fast rate configured, the LINE switch; one
+that acknowledges the switch but never comes up at the new rate is provisioned at the old
+rate, and the driver says so."""
+from __future__ import annotations
+
+import math
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from station.conformance.testca import TestCA
+from station.link.codec import decode_frame, der_certificates
+from station.sim.pty_server import SimulatedLine
+from tests.sim.compact_transcript import PEM, provision, run_session
+from tests.sim.test_protocol_transcript import _shape
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+
+
+def verbs(frames: list[str]) -> list[str]:
+    return [decode_frame(f[3:].encode(), max_frame=8192).verb for f in frames if f.startswith("S>")]
+
+
+def openssl_verify(tmp_path, ca: TestCA, cert_der: bytes, chain: list[bytes]) -> None:
+    (tmp_path / "root.pem").write_bytes(ca.root.public_bytes(PEM))
+    (tmp_path / "chain.pem").write_bytes(b"".join(
+        x509.load_der_x509_certificate(der).public_bytes(PEM) for der in chain))
+    (tmp_path / "cert.pem").write_bytes(x509.load_der_x509_certificate(cert_der).public_bytes(PEM))
+    result = subprocess.run(["openssl", "verify", "-CAfile", tmp_path / "root.pem", "-untrusted",
+                             tmp_path / "chain.pem", tmp_path / "cert.pem"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip().endswith(": OK"), result
+
+
+@pytest.fixture(scope="module")
+def test_ca():
+    return TestCA.generate()
+
+
+def test_a_version_1_device_gets_the_version_1_exchange(tmp_path, test_ca):
+    with SimulatedLine(1, tmp_path / "flash", keygen_ms=0) as line:
+        driver, frames = provision(line, test_ca, fast_baud=921600)
+        stored = line.devices[0].store.objects
+        assert line._servers[0].baud == 115200
+    assert "line" not in driver.identity.extra
+
+    def upload(kind):
+        return ["BEGIN", *["PUT"] * math.ceil(len(driver.sent[kind]) / 256), "END"]
+
+    # Version 1 as before the extension: 256-byte chunks up, the device's 256-byte chunks down.
+    assert verbs(frames) == ["HELLO", *upload("subject"), "KEYGEN",
+                             *["GET"] * math.ceil(len(driver.sent["csr"]) / 256),
+                             *upload("cert"), *upload("chain"), "COMMIT", "PROVE", "GET"]
+    assert all(len(f) - 2 <= 512 for f in frames)  # no frame beyond version 1's limit
+    # Version 1: the chain as the station gave it, a PEM bundle with the root.
+    assert stored["chain"] == test_ca.chain_pem() + test_ca.root.public_bytes(PEM)
+
+
+def test_a_compact_device_gets_the_compact_objects_and_the_switch(tmp_path, test_ca):
+    with SimulatedLine(1, tmp_path / "flash", keygen_ms=0, compact=True) as line:
+        driver, frames = provision(line, test_ca, fast_baud=921600)
+        stored = line.devices[0].store.objects
+        device_rate = line._servers[0].baud
+    assert verbs(frames) == ["HELLO", "LINE", "SYNC", "WRITE", "GENCSR", "WRITE", "WRITE",
+                             "COMMIT", "SIGN"]
+    # The fastest rate both offer up to fast_baud, confirmed on both sides.
+    assert driver.identity.extra["line"] == "921600"
+    assert driver.session.transport.baudrate == device_rate == 921600
+    # The chain as DER, the issuing CA only: the self-signed root is left out.
+    assert stored["chain"] == test_ca.issuing.public_bytes(serialization.Encoding.DER)
+    openssl_verify(tmp_path, test_ca, stored["cert"], der_certificates(stored["chain"]))
+
+
+def test_chain_root_keeps_the_root_in_the_compact_chain(tmp_path, test_ca):
+    with SimulatedLine(1, tmp_path / "flash", keygen_ms=0, compact=True) as line:
+        provision(line, test_ca, chain_root=True)
+        stored = line.devices[0].store.objects
+    assert der_certificates(stored["chain"]) == [
+        c.public_bytes(serialization.Encoding.DER) for c in (test_ca.issuing, test_ca.root)]
+
+
+def test_without_a_fast_rate_a_compact_device_stays_on_the_line_rate(tmp_path, test_ca):
+    with SimulatedLine(1, tmp_path / "flash", keygen_ms=0, compact=True) as line:
+        driver, frames = provision(line, test_ca)
+        assert line._servers[0].baud == 115200
+    assert "LINE" not in verbs(frames) and "line" not in driver.identity.extra
+
+
+def test_compact_off_speaks_version_1_to_a_compact_device(tmp_path, test_ca):
+    with SimulatedLine(1, tmp_path / "flash", keygen_ms=0, compact=True) as line:
+        _, frames = provision(line, test_ca, compact=False, fast_baud=921600)
+    assert not {"WRITE", "GENCSR", "SIGN", "LINE", "SYNC"} & set(verbs(frames))
+
+
+def test_a_device_that_never_comes_up_at_the_new_rate_is_provisioned_at_the_old(tmp_path,
+                                                                                 test_ca):
+    with SimulatedLine(1, tmp_path / "flash", keygen_ms=0, compact=True,
+                       faults={0: ["no-switch"]}) as line:
+        driver, frames = provision(line, test_ca, fast_baud=921600)
+        stored = line.devices[0].store.objects
+        device_rate = line._servers[0].baud
+    assert driver.identity.extra["line"].startswith("115200 (switch to 921600 failed: no valid "
+                                                    "answer at 921600")
+    assert driver.session.transport.baudrate == device_rate == 115200
+    # SYNC twice at the new rate (unheard), once at the old; then the compact exchange.
+    assert verbs(frames)[:6] == ["HELLO", "LINE", "SYNC", "SYNC", "SYNC", "WRITE"]
+    openssl_verify(tmp_path, test_ca, stored["cert"], der_certificates(stored["chain"]))
+
+
+def test_a_rate_the_device_does_not_offer_is_never_asked_for(tmp_path, test_ca):
+    with SimulatedLine(1, tmp_path / "flash", keygen_ms=0, compact=True,
+                       bauds=(230400, 460800)) as line:
+        driver, _ = provision(line, test_ca, fast_baud=400000)
+        assert line._servers[0].baud == 230400
+    assert driver.identity.extra["line"] == "230400"
+
+
+def _compact_shape(line: str) -> str:
+    # The extension's hashes are base64 mid-frame; the rest as for section 7.
+    return _shape(re.sub(r" [A-Za-z0-9+/]{43}=(?= )", " SHA", line))
+
+
+def test_doc_compact_session_matches_a_fresh_run(tmp_path):
+    block = DOC.read_text().split("### 9.6 Example session", 1)[1].split("```", 2)[1]
+    documented = [_compact_shape(line) for line in block.strip().splitlines()]
+    fresh = [_compact_shape(line) for line in run_session(tmp_path / "flash")]
+    assert fresh == documented
+
+
+def test_every_frame_of_the_doc_compact_session_decodes():
+    block = DOC.read_text().split("### 9.6 Example session", 1)[1].split("```", 2)[1]
+    frames = [line[3:] for line in block.strip().splitlines() if line[:3] in ("S> ", "D< ")]
+    assert len(frames) == 18
+    for frame in frames:
+        decode_frame(frame.encode(), max_frame=8192)  # raises on a bad checksum
