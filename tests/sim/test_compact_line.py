@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from station.conformance.testca import TestCA
 from station.link.codec import decode_frame, der_certificates
 from station.sim.pty_server import SimulatedLine
+from tests.cli_runner import assert_clean_failure, run_station
 from tests.sim.compact_transcript import PEM, provision, run_session
 from tests.sim.test_protocol_transcript import _shape
 
@@ -141,3 +142,8 @@ def test_every_frame_of_the_doc_compact_session_decodes():
     assert len(frames) == 18
     for frame in frames:
         decode_frame(frame.encode(), max_frame=8192)  # raises on a bad checksum
+
+
+def test_sim_refuses_bauds_that_are_not_rates(tmp_path):
+    result = run_station("sim", "--compact", "--bauds", "fast", "--store", tmp_path, cwd=tmp_path)
+    assert_clean_failure(result, 2, "--bauds 'fast': positive decimal rates, comma-separated")
