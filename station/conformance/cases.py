@@ -27,7 +27,8 @@ from station.drivers.cip import CipDriver, CipSession
 from station.drivers.identity import parse_hello
 from station.link.codec import (
     DEVICE_SEQ, EXT_COMPACT, LINE_CONFIRM_S, MAX_FRAME, PROTOCOL_VERSION, XMTU_MAX, XMTU_MIN, Frame,
-    FrameError, Verb, answer_timeout, decode_frame, encode_frame, max_chunk_bytes, sha256_b64,
+    FrameError, Verb, answer_timeout, decode_frame, deflate, encode_frame, max_chunk_bytes,
+    sha256_b64,
 )
 from station.link.errors import DeviceRefused, DeviceTimeout, FrameTooLong
 
@@ -356,6 +357,12 @@ def compact_write(bench: Bench) -> None:
         # DER certificates back to back, in a frame longer than version 1's 512 bytes; the
         # answer's hash must be the one sent (session.write compares).
         session.write("chain", chain + root)
+        # WRITEZ: raw DEFLATE against the session's objects (here the staged chain).
+        packed = base64.b64encode(deflate(root, chain + root)).decode()
+        answer = session.request(Verb.WRITEZ, "anchors", str(len(root)), sha256_b64(root), packed)
+        if answer.args[1:3] != (str(len(root)), sha256_b64(root)):
+            raise CaseFailed(f"WRITEZ anchors answered {' '.join(answer.args)}, expected "
+                             f"anchors {len(root)} {sha256_b64(root)}")
         session.request(Verb.ABORT)
 
 
@@ -450,7 +457,7 @@ SUITE: list[Case] = [
          write_commit),
     Case("prove", "PROVE signs a nonce with the committed key", prove),
     Case("compact-write", "compact extension: WRITE stages DER chains in long frames, refuses "
-         "a wrong hash", compact_write),
+         "a wrong hash; WRITEZ inflates against the session's objects", compact_write),
     Case("compact-gencsr", "compact extension: GENCSR answers a valid CSR for the subject sent",
          compact_gencsr),
     Case("compact-sign", "compact extension: SIGN signs a nonce with the committed key",

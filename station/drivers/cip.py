@@ -51,6 +51,8 @@ from station.link.codec import (
     Verb,
     answer_timeout,
     decode_frame,
+    deflate,
+    deflate_dictionary,
     encode_frame,
     line_seconds,
     max_chunk_bytes,
@@ -102,6 +104,9 @@ class CipSession:
         self.chunk_size = chunk_size
         self.mtu = MAX_FRAME  # the device's receive limit, from HELLO (`xmtu` when compact)
         self.compact = False  # the device announced the compact extension and we use it
+        # The objects the device holds this session (staged, and the CSR): WRITEZ's
+        # dictionary. HELLO and ABORT empty it on both sides.
+        self.objects: dict[str, bytes] = {}
         self._seq = 0
         self._greeted = False
         self._set_line_time()
@@ -139,6 +144,8 @@ class CipSession:
             # Ends any half-received line in the device's buffer (section 1).
             self.transport.send_raw(b"\n", step=verb.value)
             self._greeted = True
+        if verb in (Verb.HELLO, Verb.ABORT):
+            self.objects.clear()
         seq = self.next_seq()
         line = encode_frame(seq, verb, args, max_frame=self.mtu)
         answer = self.exchange(line, seq, verb.value, attempts=1 + COMMANDS[verb].retries,
@@ -217,18 +224,27 @@ class CipSession:
         return digest
 
     def write(self, kind: str, data: bytes) -> str:
-        """Stage one object: WRITE in one frame when the compact extension is on and it fits,
-        else BEGIN / PUT... / END. Returns the SHA-256 hex the device confirmed."""
-        b64 = base64.b64encode(data).decode("ascii")
+        """Stage one object: with the compact extension in one frame when it fits, WRITEZ
+        (deflated against the session's other objects) or WRITE, whichever is shorter; else
+        BEGIN / PUT... / END. Returns the SHA-256 hex the device confirmed."""
+        verb, b64 = Verb.WRITE, base64.b64encode(data).decode("ascii")
+        self.objects.pop(kind, None)  # the device drops its staged one too, whatever follows
+        if self.compact:
+            packed = base64.b64encode(deflate(data, deflate_dictionary(self.objects, kind)))
+            if len(packed) < len(b64):
+                verb, b64 = Verb.WRITEZ, packed.decode("ascii")
         if not self.compact or len(b64) + _WRITE_OVERHEAD > self.mtu:
-            return self.upload(kind, data)
-        digest = sha256_b64(data)
-        answer = self.request(Verb.WRITE, kind, str(len(data)), digest, b64)
-        if answer.args[1:3] != (str(len(data)), digest):
-            raise DeviceIntegrityError(
-                "WRITE", f"device staged {kind} as {' '.join(answer.args[1:3]) or 'nothing'}, "
-                f"station sent {len(data)} bytes with SHA-256 {digest}", port=self.port)
-        return hashlib.sha256(data).hexdigest()
+            digest = self.upload(kind, data)
+        else:
+            digest = sha256_b64(data)
+            answer = self.request(verb, kind, str(len(data)), digest, b64)
+            if answer.args[1:3] != (str(len(data)), digest):
+                raise DeviceIntegrityError(
+                    verb.value, f"device staged {kind} as {' '.join(answer.args[1:3]) or 'nothing'}"
+                    f", station sent {len(data)} bytes with SHA-256 {digest}", port=self.port)
+            digest = hashlib.sha256(data).hexdigest()
+        self.objects[kind] = data
+        return digest
 
     def inline(self, answer: Frame, kind: str, step: str) -> bytes:
         """The object carried whole in a compact answer `OK <kind> <len> <sha-b64> <b64>`."""
@@ -391,8 +407,10 @@ class CipDriver:
         self._require_identity()
         self.session.write("subject", subject_der)
         if self.session.compact:
-            return self.session.inline(self.session.request(Verb.GENCSR, self.key_type),
-                                       "csr", "GENCSR")
+            csr = self.session.inline(self.session.request(Verb.GENCSR, self.key_type),
+                                      "csr", "GENCSR")
+            self.session.objects["csr"] = csr
+            return csr
         announce = self.session.request(Verb.KEYGEN, self.key_type)
         return self.session.download(announce, "csr", "KEYGEN")
 

@@ -40,6 +40,8 @@ Frames
 Payloads
     sha256_hex(data) -> str, sha256_b64(data) -> str (the compact extension's form)
     der_certificates(data) -> list[bytes]   a compact chain split into its certificates
+    deflate(data, dictionary), inflate(packed, dictionary, length), deflate_dictionary(objects,
+    kind)   WRITEZ's compression (raw DEFLATE with the session's objects as dictionary)
     max_chunk_bytes(max_frame=MAX_FRAME) -> int
     chunk_payload(data, chunk_size=DEFAULT_CHUNK) -> list[str]     base64 chunks
     PayloadAssembler(total_len, sha256)  .add(index, b64) .complete .finish() -> bytes
@@ -51,6 +53,7 @@ import base64
 import binascii
 import hashlib
 import re
+import zlib
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Iterable
@@ -91,6 +94,7 @@ class Verb(StrEnum):
     # The compact extension (docs/protocol.md section 9): only sent to a device that announced
     # it in HELLO, so a version-1 device never sees them.
     WRITE = "WRITE"
+    WRITEZ = "WRITEZ"
     GENCSR = "GENCSR"
     SIGN = "SIGN"
     LINE = "LINE"
@@ -194,6 +198,7 @@ COMMANDS: dict[Verb, CommandSpec] = {
         CommandSpec(Verb.LOCK, 2.0, 1, True),
         CommandSpec(Verb.ABORT, 1.0, 2, True),
         CommandSpec(Verb.WRITE, 1.0, 2, True),
+        CommandSpec(Verb.WRITEZ, 1.0, 2, True),
         CommandSpec(Verb.GENCSR, 8.0, 1, False),
         CommandSpec(Verb.SIGN, 2.0, 2, True),
         # No resend: a lost OK may mean the device already listens at the new rate, where a
@@ -414,6 +419,40 @@ def sha256_hex(data: bytes) -> str:
 def sha256_b64(data: bytes) -> str:
     """The compact extension's hashes: the 32 bytes in standard base64 (44 characters)."""
     return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+# WRITEZ's preset dictionary: the session's objects in this order (docs/protocol.md 9.3).
+DICTIONARY_ORDER = ("subject", "csr", "cert", "chain", "anchors")
+
+
+def deflate_dictionary(objects: dict[str, bytes], kind: str) -> bytes:
+    """The preset dictionary for a WRITEZ of `kind`: the session's other objects, in
+    DICTIONARY_ORDER. A certificate repeats the subject and key of the CSR, and the chain
+    the certificate's issuer, so with them deflate leaves mostly what is new."""
+    return b"".join(objects[k] for k in DICTIONARY_ORDER if k != kind and k in objects)
+
+
+def deflate(data: bytes, dictionary: bytes) -> bytes:
+    """Raw DEFLATE (RFC 1951, no zlib header) of `data` with a preset dictionary."""
+    if dictionary:
+        packer = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=dictionary)
+    else:  # zlib refuses an empty zdict
+        packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return packer.compress(data) + packer.flush()
+
+
+def inflate(packed: bytes, dictionary: bytes, length: int) -> bytes:
+    """Undo `deflate`, producing at most `length` + 1 bytes (a bomb stops there). ValueError
+    when the stream is damaged or incomplete."""
+    unpacker = (zlib.decompressobj(-15, zdict=dictionary) if dictionary
+                else zlib.decompressobj(-15))
+    try:
+        data = unpacker.decompress(packed, length + 1)
+    except zlib.error as exc:
+        raise ValueError(f"not a DEFLATE stream ({exc})") from None
+    if not unpacker.eof:
+        raise ValueError("the DEFLATE stream is incomplete or longer than announced")
+    return data
 
 
 def der_certificates(data: bytes) -> list[bytes]:

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from station.link.codec import (
-    EXT_COMPACT, MAX_FRAME, MAX_SEQ, NONCE_LEN, PROTOCOL_VERSION, SUPPORTED_VERSIONS, UPLOAD_KINDS,
+    EXT_COMPACT, MAX_FRAME, deflate_dictionary, inflate, MAX_SEQ, NONCE_LEN, PROTOCOL_VERSION, SUPPORTED_VERSIONS, UPLOAD_KINDS,
     XMTU_MAX, XMTU_MIN, DeviceState, ErrorCode, Frame, FrameError, FrameErrorReason, KeyType,
     ObjectKind, PayloadAssembler, PayloadError, Verb, chunk_payload, decode_frame, der_certificates,
     encode_error, encode_frame, encode_ok, sha256_b64, sha256_hex,
@@ -26,7 +26,7 @@ from station.sim.store import DeviceStore, PowerLoss
 FW_VERSION = "1.0.0"
 # The rates a device with the compact extension offers to switch to (`bauds=`).
 DEFAULT_BAUDS = (230400, 460800, 921600, 2000000, 4000000)
-COMPACT_VERBS = frozenset({Verb.WRITE, Verb.GENCSR, Verb.SIGN, Verb.LINE, Verb.SYNC})
+COMPACT_VERBS = frozenset({Verb.WRITE, Verb.WRITEZ, Verb.GENCSR, Verb.SIGN, Verb.LINE, Verb.SYNC})
 # What this device can store per object (docs/protocol.md section 3 gives the minimums).
 CAPACITY = {ObjectKind.SUBJECT: 4096, ObjectKind.CERT: 4096, ObjectKind.CHAIN: 16384,
             ObjectKind.ANCHORS: 16384}
@@ -108,6 +108,7 @@ class Device:
         self._transfer: tuple[ObjectKind, PayloadAssembler] | None = None
         self._staged: dict[ObjectKind, bytes] = {}
         self._results: dict[ObjectKind, list[str]] = {}
+        self._csr: bytes | None = None  # the last CSR made, for WRITEZ's dictionary
         self._last: tuple[int, str, bytes] | None = None  # seq, request CRC, answer
 
     # -- the line -------------------------------------------------------------------------
@@ -193,7 +194,7 @@ class Device:
             Verb.HELLO: self._hello, Verb.BEGIN: self._begin, Verb.PUT: self._put,
             Verb.END: self._end, Verb.KEYGEN: self._keygen, Verb.GET: self._get,
             Verb.COMMIT: self._commit, Verb.PROVE: self._prove, Verb.LOCK: self._lock,
-            Verb.ABORT: self._abort, Verb.WRITE: self._write, Verb.GENCSR: self._gencsr,
+            Verb.ABORT: self._abort, Verb.WRITE: self._write, Verb.WRITEZ: self._writez, Verb.GENCSR: self._gencsr,
             Verb.SIGN: self._sign, Verb.LINE: self._line_rate, Verb.SYNC: self._sync,
         }.get(verb)
         if handler is None:
@@ -334,6 +335,7 @@ class Device:
         self.store.save_pending_key(key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()))
+        self._csr = csr
         return csr
 
     def _generate_key(self, key_type: KeyType):
@@ -420,11 +422,26 @@ class Device:
             nonce = bytes(b ^ 0xFF for b in nonce)
         return sign(key, nonce)
 
-    def _write(self, args) -> list[str]:
+    def _writez(self, args) -> list[str]:
+        """WRITEZ: WRITE with the object deflated against the session's other objects."""
+        if len(args) != 4 or not args[1].isdigit():
+            raise _Refusal(ErrorCode.ARG, "WRITEZ <obj> <len> <sha256-base64> <base64>")
+        kind = self._kind(args[0], UPLOAD_KINDS)
+        packed = _b64(args[3])
+        objects = {k.value: v for k, v in self._staged.items()}
+        if self._csr is not None:
+            objects["csr"] = self._csr
+        try:
+            data = inflate(packed or b"", deflate_dictionary(objects, kind), int(args[1]))
+        except ValueError as exc:
+            raise _Refusal(ErrorCode.CHUNK, f"WRITEZ {kind}: {exc}") from None
+        return self._write([*args[:3], base64.b64encode(data).decode("ascii")], "WRITEZ")
+
+    def _write(self, args, verb: str = "WRITE") -> list[str]:
         """WRITE <obj> <len> <sha-b64> <b64>: BEGIN, one PUT and END in one frame."""
         self._refuse_if_locked()
         if len(args) != 4 or not args[1].isdigit():
-            raise _Refusal(ErrorCode.ARG, "WRITE <obj> <len> <sha256-base64> <base64>")
+            raise _Refusal(ErrorCode.ARG, f"{verb} <obj> <len> <sha256-base64> <base64>")
         kind, length = self._kind(args[0], UPLOAD_KINDS), int(args[1])
         digest = _b64(args[2])
         if digest is None or len(digest) != 32:

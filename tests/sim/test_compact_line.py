@@ -7,6 +7,7 @@ that acknowledges the switch but never comes up at the new rate is provisioned a
 rate, and the driver says so."""
 from __future__ import annotations
 
+import base64
 import math
 import re
 import subprocess
@@ -17,10 +18,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from station.conformance.testca import TestCA
-from station.link.codec import decode_frame, der_certificates
+from station.link.codec import decode_frame, deflate, der_certificates, encode_frame, sha256_b64
+from station.sim.device import Device, Identity
+from station.sim.store import DeviceStore
 from station.sim.pty_server import SimulatedLine
 from tests.cli_runner import assert_clean_failure, run_station
 from tests.sim.compact_transcript import PEM, provision, run_session
+from tests.sim.conftest import subject_der
 from tests.sim.test_protocol_transcript import _shape
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
@@ -70,8 +74,11 @@ def test_a_compact_device_gets_the_compact_objects_and_the_switch(tmp_path, test
         driver, frames = provision(line, test_ca, fast_baud=921600)
         stored = line.devices[0].store.objects
         device_rate = line._servers[0].baud
-    assert verbs(frames) == ["HELLO", "LINE", "SYNC", "WRITE", "GENCSR", "WRITE", "WRITE",
-                             "COMMIT", "SIGN"]
+    # The subject goes by WRITE or WRITEZ, whichever is shorter; the certificate and the
+    # chain, deflated against the subject, the CSR and each other, always by WRITEZ.
+    assert [v.replace("WRITEZ", "WRITE") for v in verbs(frames)] == [
+        "HELLO", "LINE", "SYNC", "WRITE", "GENCSR", "WRITE", "WRITE", "COMMIT", "SIGN"]
+    assert verbs(frames)[5:7] == ["WRITEZ", "WRITEZ"]
     # The fastest rate both offer up to fast_baud, confirmed on both sides.
     assert driver.identity.extra["line"] == "921600"
     assert driver.session.transport.baudrate == device_rate == 921600
@@ -112,7 +119,8 @@ def test_a_device_that_never_comes_up_at_the_new_rate_is_provisioned_at_the_old(
                                                     "answer at 921600")
     assert driver.session.transport.baudrate == device_rate == 115200
     # SYNC twice at the new rate (unheard), once at the old; then the compact exchange.
-    assert verbs(frames)[:6] == ["HELLO", "LINE", "SYNC", "SYNC", "SYNC", "WRITE"]
+    assert verbs(frames)[:5] == ["HELLO", "LINE", "SYNC", "SYNC", "SYNC"]
+    assert verbs(frames)[5].startswith("WRITE")
     openssl_verify(tmp_path, test_ca, stored["cert"], der_certificates(stored["chain"]))
 
 
@@ -147,3 +155,31 @@ def test_every_frame_of_the_doc_compact_session_decodes():
 def test_sim_refuses_bauds_that_are_not_rates(tmp_path):
     result = run_station("sim", "--compact", "--bauds", "fast", "--store", tmp_path, cwd=tmp_path)
     assert_clean_failure(result, 2, "--bauds 'fast': positive decimal rates, comma-separated")
+
+
+def _device_exchange(device, seq, verb, *args) -> list[str]:
+    [answer] = device.feed(encode_frame(seq, verb, args, max_frame=8192))
+    frame = decode_frame(answer.data, max_frame=8192)
+    return [frame.verb, *frame.args]
+
+
+def test_writez_needs_the_session_dictionary_and_never_inflates_past_len(tmp_path, test_ca):
+    device = Device(Identity("0123456789ABCDEF"), DeviceStore(tmp_path), compact=True)
+    _device_exchange(device, 1, "HELLO", "1")
+    subject = subject_der()
+    _device_exchange(device, 2, "WRITE", "subject", str(len(subject)), sha256_b64(subject),
+                     base64.b64encode(subject).decode())
+    chain = test_ca.issuing.public_bytes(serialization.Encoding.DER)
+
+    def writez(seq, data, dictionary, length=None):
+        packed = base64.b64encode(deflate(data, dictionary)).decode()
+        return _device_exchange(device, seq, "WRITEZ", "chain", str(length or len(data)),
+                                sha256_b64(data), packed)
+
+    # Deflated against something the device does not hold: refused, nothing staged.
+    wrong = writez(3, chain, chain)  # a dictionary the stream leans on, the device lacks
+    assert wrong[:2] in (["ERR", "HASH"], ["ERR", "CHUNK"], ["ERR", "LENGTH"])
+    # A stream that inflates past the announced length stops there.
+    assert writez(4, b"\x30" * 4000, b"", length=100)[:2] == ["ERR", "CHUNK"]
+    # The dictionary the protocol names (the staged subject): staged, hash confirmed.
+    assert writez(5, chain, subject) == ["OK", "chain", str(len(chain)), sha256_b64(chain)]
