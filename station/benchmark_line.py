@@ -12,6 +12,8 @@ Figures (per device unless said otherwise):
                    device, however fast the station
   keygen_share     key generation / a device's measured time (mean): how much of it is the
                    device's own work (issue 10: >= 0.9 with a fast line)
+  keygen_share_of_bound  key generation / bound_s: the same share if the station added nothing
+                   (what the line itself leaves to the device's own work)
   efficiency       the line's bound (ceil(N / S) x the mean bound) / the measured elapsed time
   station_added_ms device time - its own bound (p50, p99): what the station adds
   step_ms          per-step latency p50/p95/p99, from the engine's StepFinished events
@@ -186,6 +188,7 @@ def bench_line(slots: int = 16, devices: int = 64, baud: int = 115200, keygen_ms
         "bytes_per_device": round(sum(d[0] + d[1] for d in per_device) / n, 1),
         "bound_s_per_device": round(mean_bound, 4),
         "keygen_share": round(sum(keygen_ms / 1000 / d[4] for d in per_device if d[4]) / n, 3),
+        "keygen_share_of_bound": round(keygen_ms / 1000 / mean_bound, 3) if mean_bound else 0,
         "efficiency": round(line_bound / summary.elapsed_s, 3) if summary.elapsed_s else 0,
         "device_s_p50": round(percentile([d[4] for d in per_device], 0.5), 4),
         "station_added_ms_p50": round(percentile(added, 0.5), 1),
