@@ -183,3 +183,16 @@ def test_writez_needs_the_session_dictionary_and_never_inflates_past_len(tmp_pat
     assert writez(4, b"\x30" * 4000, b"", length=100)[:2] == ["ERR", "CHUNK"]
     # The dictionary the protocol names (the staged subject): staged, hash confirmed.
     assert writez(5, chain, subject) == ["OK", "chain", str(len(chain)), sha256_b64(chain)]
+
+
+def test_gencsr_carries_an_rsa_2048_csr_whole_in_one_frame(tmp_path):
+    device = Device(Identity("0123456789ABCDEF"), DeviceStore(tmp_path), compact=True)
+    _device_exchange(device, 1, "HELLO", "1")
+    subject = subject_der()
+    _device_exchange(device, 2, "WRITE", "subject", str(len(subject)), sha256_b64(subject),
+                     base64.b64encode(subject).decode())
+    verb, kind, length, digest, b64 = _device_exchange(device, 3, "GENCSR", "RSA-2048")
+    csr = x509.load_der_x509_csr(base64.b64decode(b64))
+    assert (verb, kind, int(length), digest) == ("OK", "csr", len(csr.public_bytes(
+        serialization.Encoding.DER)), sha256_b64(csr.public_bytes(serialization.Encoding.DER)))
+    assert csr.public_key().key_size == 2048 and csr.is_signature_valid
