@@ -1,4 +1,5 @@
-"""Driver for the certificate injection protocol ("cip", docs/protocol.md, version 1).
+"""Driver for the certificate injection protocol ("cip", docs/protocol.md, version 1, and
+its compact extension `c1`, section 9, with the devices that announce it).
 
 Two layers:
 
@@ -127,7 +128,7 @@ class CipSession:
     def timeout_for(self, verb: Verb, request_len: int) -> float:
         """Seconds to wait for one answer: the device budget plus line time, scaled."""
         # A compact answer may be longer than MAX_FRAME: its extra line time counts too.
-        seconds = answer_timeout(verb, self.baudrate, request_len + self.mtu - MAX_FRAME)
+        seconds = answer_timeout(verb, self.baudrate, request_len + max(0, self.mtu - MAX_FRAME))
         if verb is Verb.KEYGEN and self.keygen_timeout is not None:
             # keygen_s replaces the device's budget; the line time stays.
             seconds += self.keygen_timeout - COMMANDS[verb].timeout_s
@@ -421,17 +422,19 @@ class CipDriver:
         self._require_identity()
         given = hashlib.sha256(data).digest()
         if self.session.compact and kind != "cert":
-            data = self.compact_bundle(data)
+            data = self.compact_bundle(data, drop_roots=kind == "chain")
             self._compact_out[kind] = (given, hashlib.sha256(data).digest())
         self.session.write(kind, data)
         self._written[kind] = hashlib.sha256(data).digest()
 
-    def compact_bundle(self, pem: bytes) -> bytes:
+    def compact_bundle(self, pem: bytes, *, drop_roots: bool) -> bytes:
         """A PEM bundle as the compact extension carries it: its certificates in DER,
-        concatenated, without self-signed ones (a root) unless `chain_root` says so. Only
-        the form changes: every certificate kept is byte for byte the one in the bundle."""
+        concatenated; for the chain (`drop_roots`) without self-signed ones (a root) unless
+        `chain_root` says so. Anchors are roots by nature: all of them stay. Only the form
+        changes: every certificate kept is byte for byte the one in the bundle."""
         certs = x509.load_pem_x509_certificates(pem)
-        kept = [c for c in certs if self.chain_root or c.subject != c.issuer] or certs
+        kept = [c for c in certs if not drop_roots or self.chain_root
+                or c.subject != c.issuer] or certs
         return b"".join(c.public_bytes(serialization.Encoding.DER) for c in kept)
 
     def commit(self) -> CommitReceipt:

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from station.conformance.testca import TestCA
+from station.drivers.cip import CipDriver
 from station.link.codec import decode_frame, deflate, der_certificates, encode_frame, sha256_b64
 from station.sim.device import Device, Identity
 from station.sim.store import DeviceStore
@@ -196,3 +197,15 @@ def test_gencsr_carries_an_rsa_2048_csr_whole_in_one_frame(tmp_path):
     assert (verb, kind, int(length), digest) == ("OK", "csr", len(csr.public_bytes(
         serialization.Encoding.DER)), sha256_b64(csr.public_bytes(serialization.Encoding.DER)))
     assert csr.public_key().key_size == 2048 and csr.is_signature_valid
+
+
+def test_anchors_keep_their_roots_in_compact_form(tmp_path, test_ca):
+    roots = test_ca.root.public_bytes(PEM) + test_ca.issuing.public_bytes(PEM)
+    with SimulatedLine(1, tmp_path / "flash", keygen_ms=0, compact=True) as line:
+        driver = CipDriver.open(line.ports[0])
+        with driver:
+            driver.identify()
+            driver.write_object("anchors", roots)
+            stored = driver.session.objects["anchors"]
+    assert der_certificates(stored) == [
+        c.public_bytes(serialization.Encoding.DER) for c in (test_ca.root, test_ca.issuing)]
