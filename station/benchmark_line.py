@@ -7,8 +7,13 @@ real devices are outside the station, so the station's CPU figure is the station
 
 Figures (per device unless said otherwise):
   bytes_to_device, bytes_from_device, requests   counted by the station's transport
-  bound_s          (bytes to + from the device) x 10 / baud + key generation: what a UART at
-                   this baud rate allows a device, however fast the station
+  bound_s          (bytes to + from the device) x 10 / baud (each byte at the rate it went at,
+                   after a LINE switch the fast one) + key generation: what the UART allows a
+                   device, however fast the station
+  keygen_share     key generation / a device's measured time (mean): how much of it is the
+                   device's own work (issue 10: >= 0.9 with a fast line)
+  keygen_share_of_bound  key generation / bound_s: the same share if the station added nothing
+                   (what the line itself leaves to the device's own work)
   efficiency       the line's bound (ceil(N / S) x the mean bound) / the measured elapsed time
   station_added_ms device time - its own bound (p50, p99): what the station adds
   step_ms          per-step latency p50/p95/p99, from the engine's StepFinished events
@@ -90,11 +95,13 @@ class _DescriptorWatch:
         self._thread.join()
 
 
-def _start_simulator(count: int, store: Path, seed: str, baud: int, keygen_ms: int):
+def _start_simulator(count: int, store: Path, seed: str, baud: int, keygen_ms: int,
+                     compact: bool = False):
     """`station sim` in its own process; returns (process, port paths in device order)."""
     sim = subprocess.Popen(
         [sys.executable, "-m", "station", "sim", "--devices", str(count), "--store", str(store),
-         "--seed", seed, "--baud", str(baud), "--keygen-ms", str(keygen_ms), "--model", MODEL],
+         "--seed", seed, "--baud", str(baud), "--keygen-ms", str(keygen_ms), "--model", MODEL,
+         *(["--compact"] if compact else [])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ports = []
     for _ in range(count):
@@ -107,7 +114,7 @@ def _start_simulator(count: int, store: Path, seed: str, baud: int, keygen_ms: i
 
 
 def bench_line(slots: int = 16, devices: int = 64, baud: int = 115200, keygen_ms: int = 300,
-               progress=lambda msg: None) -> dict:
+               compact: bool = False, fast_baud: int = 0, progress=lambda msg: None) -> dict:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="station-bench-") as tmp:
         tmp = Path(tmp)
@@ -121,7 +128,7 @@ def bench_line(slots: int = 16, devices: int = 64, baud: int = 115200, keygen_ms
         # device that the device spends, not the station.
         flash = tempfile.TemporaryDirectory(prefix="station-bench-flash-",
                                             dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
-        sim, ports = _start_simulator(devices, Path(flash.name), seed, baud, keygen_ms)
+        sim, ports = _start_simulator(devices, Path(flash.name), seed, baud, keygen_ms, compact)
         try:
             ids = [derive_device_id(seed, i) for i in range(devices)]
             port_of = dict(zip(ids, ports))
@@ -138,7 +145,9 @@ def bench_line(slots: int = 16, devices: int = 64, baud: int = 115200, keygen_ms
                 with _DescriptorWatch() as watch:
                     summary = run_batch(cfg, batch_id=f"BENCH-{seed}", model=MODEL,
                                         operator="bench", slots=by_slot, manifest=manifest,
-                                        expected=devices, driver_opts={"baudrate": baud},
+                                        expected=devices,
+                                        driver_opts={"baudrate": baud, "compact": compact,
+                                                     "fast_baud": fast_baud},
                                         out=io.StringIO(), observers=(recorder,))
             finally:
                 SerialTransport.traffic = None
@@ -151,8 +160,8 @@ def bench_line(slots: int = 16, devices: int = 64, baud: int = 115200, keygen_ms
     done = summary.passed + summary.failed
     per_device = []  # (bytes to, bytes from, frames, bound, measured)
     for device_id, seconds in recorder.passed.items():
-        sent, received, frames = traffic.get(port_of[device_id], (0, 0, 0))
-        bound = (sent + received) * 10 / baud + keygen_ms / 1000
+        sent, received, frames, wire_s = traffic.get(port_of[device_id], (0, 0, 0, 0.0))
+        bound = wire_s + keygen_ms / 1000
         per_device.append((sent, received, frames, bound, seconds))
     n = len(per_device) or 1
     mean_bound = sum(d[3] for d in per_device) / n
@@ -163,6 +172,8 @@ def bench_line(slots: int = 16, devices: int = 64, baud: int = 115200, keygen_ms
         "devices": devices,
         "slots": slots,
         "baud": baud,
+        "compact": compact,
+        "fast_baud": fast_baud,
         "keygen_ms": keygen_ms,
         "passed": summary.passed,
         "failed": summary.failed,
@@ -174,7 +185,10 @@ def bench_line(slots: int = 16, devices: int = 64, baud: int = 115200, keygen_ms
         "bytes_to_device": round(sum(d[0] for d in per_device) / n, 1),
         "bytes_from_device": round(sum(d[1] for d in per_device) / n, 1),
         "requests_per_device": round(sum(d[2] for d in per_device) / n, 1),
+        "bytes_per_device": round(sum(d[0] + d[1] for d in per_device) / n, 1),
         "bound_s_per_device": round(mean_bound, 4),
+        "keygen_share": round(sum(keygen_ms / 1000 / d[4] for d in per_device if d[4]) / n, 3),
+        "keygen_share_of_bound": round(keygen_ms / 1000 / mean_bound, 3) if mean_bound else 0,
         "efficiency": round(line_bound / summary.elapsed_s, 3) if summary.elapsed_s else 0,
         "device_s_p50": round(percentile([d[4] for d in per_device], 0.5), 4),
         "station_added_ms_p50": round(percentile(added, 0.5), 1),

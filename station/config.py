@@ -124,6 +124,14 @@ class LineConfig:
     """Multiply every protocol timeout (slow boards, long cables)."""
     baud: int = 115200
     """Line speed of every port, bits per second (8N1); protocol timeouts add the line time."""
+    fast_baud: int = 0
+    """With a device announcing the compact extension (docs/protocol.md section 9): the highest
+    rate to switch its line to, the fastest both sides run up to this; 0 keeps `baud`."""
+    compact: bool = True
+    """Use the compact extension with devices that announce it (docs/protocol.md section 9)."""
+    chain_root: bool = False
+    """Compact extension: also send self-signed (root) certificates of the chain; AWS IoT JITP
+    needs only the issuing CA, so they are left out by default."""
     model: str | None = None
     """The product this line makes; `station run --model` overrides it."""
     ports: dict[str, str] = field(default_factory=dict)
@@ -470,6 +478,9 @@ def load_config(path: Path | str) -> StationConfig:
         family=ln.text("family", "cip"),
         timeout_scale=float(ln.get("timeout_scale", (int, float), 1.0, expected="a number")),
         baud=ln.positive("baud", 115200),
+        fast_baud=ln.get("fast_baud", int, 0, expected="a baud rate, or 0 for off"),
+        compact=ln.get("compact", bool, True, expected="true or false"),
+        chain_root=ln.get("chain_root", bool, False, expected="true or false"),
         model=ln.text("model", None),
         ports=ln.get("ports", dict, {}, expected="a table of slot = \"port\""),
         anchors=ln.path("anchors", None),

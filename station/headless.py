@@ -113,6 +113,8 @@ def run_batch(cfg: StationConfig, *, batch_id: str, model: str, operator: str, s
     ensure_open_files(max(len(slots), len(cfg.discovery.slots) if source is not None else 0) * DESCRIPTORS_PER_PORT)
     with open_station(cfg) as station:
         opts = {"timeout_scale": cfg.line.timeout_scale, "baudrate": cfg.line.baud,
+                "compact": cfg.line.compact, "fast_baud": cfg.line.fast_baud,
+                "chain_root": cfg.line.chain_root,
                 **(driver_opts or {})}
         engine = Engine(station, batch, cfg.line, driver_opts=opts, standing_override=supervisor_override)
         engine.bus.subscribe(HeadlessPrinter(out))

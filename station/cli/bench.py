@@ -82,13 +82,18 @@ def bench_audit_command(events: int, directory: str | None, as_json: bool) -> No
               help="Line speed the simulated devices pace both directions at.")
 @click.option("--keygen-ms", default=300, show_default=True, type=click.IntRange(0, 60000),
               help="Simulated on-device key-generation time.")
+@click.option("--compact", is_flag=True,
+              help="Devices announce the compact extension (docs/protocol.md section 9).")
+@click.option("--fast-baud", default=0, show_default=True, type=click.IntRange(0, 4000000),
+              help="With --compact: switch each device's line up to this rate (0: stay at --baud).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object on the last line.")
-def bench_line_command(slots: int, devices: int, baud: int, keygen_ms: int, as_json: bool) -> None:
+def bench_line_command(slots: int, devices: int, baud: int, keygen_ms: int, compact: bool,
+                       fast_baud: int, as_json: bool) -> None:
     """The whole line on a throwaway station against the wire bound (real ptys, token, audit)."""
     from station.benchmark_line import bench_line
 
     _print_figures(bench_line(slots=slots, devices=devices, baud=baud, keygen_ms=keygen_ms,
-                              progress=_progress), as_json)
+                              compact=compact, fast_baud=fast_baud, progress=_progress), as_json)
 
 
 def _progress(message: str) -> None:

@@ -28,10 +28,20 @@ from station.sim.pty_server import SimulatedLine
 @click.option("--model", default="SIM-1", show_default=True, help="Model the devices report.")
 @click.option("--mtu", type=click.IntRange(MIN_MTU, MAX_FRAME), default=MAX_FRAME, show_default=True,
               help="Longest frame the devices accept (announced in HELLO).")
+@click.option("--compact", is_flag=True,
+              help="Announce the compact extension (docs/protocol.md section 9); off: version 1 only.")
+@click.option("--bauds", default="230400,460800,921600,2000000,4000000", show_default=True,
+              help="With --compact: the rates the devices offer to switch to, comma-separated.")
 @click.option("--fault", "faults", multiple=True, metavar="INDEX:SPEC",
               help="Fault for device INDEX (from 0), e.g. 2:stall@COMMIT; repeatable.")
-def sim_command(count, store, seed, baud, keygen_ms, model, mtu, faults):
+def sim_command(count, store, seed, baud, keygen_ms, model, mtu, compact, bauds, faults):
     """Run simulated devices on pseudo-terminals; one port path per line on stdout."""
+    try:
+        rates = tuple(int(b) for b in bauds.split(",") if b)
+    except ValueError:
+        rates = ()
+    if not rates or min(rates) < 1:
+        raise UsageError(f"--bauds {bauds!r}: positive decimal rates, comma-separated")
     plan: dict[int, list] = {}
     for text in faults:
         try:
@@ -45,7 +55,7 @@ def sim_command(count, store, seed, baud, keygen_ms, model, mtu, faults):
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with SimulatedLine(count, store, baud=baud, keygen_ms=keygen_ms, faults=plan, seed=seed,
-                       model=model, mtu=mtu) as line:
+                       model=model, mtu=mtu, compact=compact, bauds=rates) as line:
         for port in line.ports:
             click.echo(port)
         click.get_text_stream("stdout").flush()

@@ -23,11 +23,12 @@ from cryptography.x509.oid import NameOID
 
 from station.conformance.runner import Bench, BoardUntestable, Case, CaseFailed, CaseSkipped
 from station.drivers.base import DeviceIdentity
-from station.drivers.cip import CipSession
+from station.drivers.cip import CipDriver, CipSession
 from station.drivers.identity import parse_hello
 from station.link.codec import (
-    DEVICE_SEQ, MAX_FRAME, PROTOCOL_VERSION, Frame, FrameError, Verb, answer_timeout,
-    decode_frame, encode_frame, max_chunk_bytes,
+    DEVICE_SEQ, EXT_COMPACT, LINE_CONFIRM_S, MAX_FRAME, PROTOCOL_VERSION, XMTU_MAX, XMTU_MIN, Frame,
+    FrameError, Verb, answer_timeout, decode_frame, deflate, encode_frame, max_chunk_bytes,
+    sha256_b64,
 )
 from station.link.errors import DeviceRefused, DeviceTimeout, FrameTooLong
 
@@ -61,15 +62,16 @@ def _expect_refusal(session: CipSession, code: str, verb: Verb, *args: str) -> N
     raise CaseFailed(f"{verb.value} answered OK {' '.join(answer.args)}, expected ERR {code}")
 
 
-def _quick_answer_s(bench: Bench) -> float:
+def _quick_answer_s(bench: Bench, request_len: int = MAX_FRAME) -> float:
     """A device answers a frame it could not read within HELLO's budget plus line time."""
-    return bench.seconds(answer_timeout(Verb.HELLO, bench.baud))
+    return bench.seconds(answer_timeout(Verb.HELLO, bench.baud, request_len))
 
 
-def _next_answer(bench: Bench, session: CipSession, step: str, seq: int) -> tuple[bytes, Frame]:
+def _next_answer(bench: Bench, session: CipSession, step: str, seq: int,
+                 request_len: int = MAX_FRAME) -> tuple[bytes, Frame]:
     """The next valid frame answering `seq` (or carrying seq 0), with its raw line. Like the
     line (docs/protocol.md section 6), skips noise and valid frames with any other seq."""
-    deadline = time.monotonic() + _quick_answer_s(bench)
+    deadline = time.monotonic() + _quick_answer_s(bench, request_len)
     while (remaining := deadline - time.monotonic()) > 0:
         try:
             raw = session.transport.receive(step=step, timeout=remaining)
@@ -78,17 +80,18 @@ def _next_answer(bench: Bench, session: CipSession, step: str, seq: int) -> tupl
             continue  # noise is allowed before an answer (docs/protocol.md section 1)
         if frame.seq in (seq, DEVICE_SEQ):
             return raw, frame
-    raise DeviceTimeout(step, _quick_answer_s(bench), port=session.port)
+    raise DeviceTimeout(step, _quick_answer_s(bench, request_len), port=session.port)
 
 
 def _raw_exchange(bench: Bench, session: CipSession, line: bytes, step: str,
                   seq: int) -> tuple[bytes, Frame]:
     session.transport.send_raw(line, step=step)
+    length = max(len(line), MAX_FRAME)  # a long line takes its time on the wire
     try:
-        return _next_answer(bench, session, step, seq)
+        return _next_answer(bench, session, step, seq, length)
     except DeviceTimeout:
         raise CaseFailed(f"no answer to {line[:40]!r} within "
-                         f"{_quick_answer_s(bench):g} s") from None
+                         f"{_quick_answer_s(bench, length):g} s") from None
 
 
 def _expect_frame_error(frame: Frame, code: str, what: str) -> None:
@@ -144,6 +147,8 @@ def bad_checksum(bench: Bench) -> None:
 def over_long_frame(bench: Bench) -> None:
     with _session(bench) as (session, identity):
         mtu = int(identity.extra["mtu"])
+        if CipDriver._announces_compact(identity.extra):
+            mtu = int(identity.extra["xmtu"])  # its receive limit (docs/protocol.md 9.1)
         seq = session.next_seq()
         _, frame = _raw_exchange(bench, session, b"%d HELLO " % seq
                                  + b"A" * max(mtu, MAX_FRAME) + b"*0000\n", "HELLO", seq)
@@ -323,6 +328,104 @@ def lock(bench: Bench) -> None:
             raise CaseFailed(f"after LOCK the device says state={after.state}")
 
 
+# -- the compact extension (docs/protocol.md section 9) --------------------------------------
+
+@contextmanager
+def _compact(bench: Bench) -> Iterator[tuple[CipSession, DeviceIdentity]]:
+    """A session with the extension on, or SKIP when the device does not announce it (it is
+    optional); an announcement that is there but malformed fails."""
+    with _session(bench) as (session, identity):
+        extra = identity.extra
+        if EXT_COMPACT not in extra.get("ext", "").split(","):
+            raise CaseSkipped(f"the device does not announce the compact extension "
+                              f"(ext={extra.get('ext', '(none)')})")
+        if not CipDriver._announces_compact(extra):
+            raise CaseFailed(f"ext lists {EXT_COMPACT} but xmtu={extra.get('xmtu', '(none)')} is "
+                             f"not {XMTU_MIN} to {XMTU_MAX}")
+        session.compact = True
+        session.mtu = int(extra["xmtu"])
+        session.transport.frame_limit = session.mtu
+        yield session, identity
+
+
+def compact_write(bench: Bench) -> None:
+    chain = bench.ca.issuing.public_bytes(serialization.Encoding.DER)
+    root = bench.ca.root.public_bytes(serialization.Encoding.DER)
+    with _compact(bench) as (session, _):
+        _expect_refusal(session, "HASH", Verb.WRITE, "chain", str(len(chain)),
+                        sha256_b64(chain[:-1]), base64.b64encode(chain).decode())
+        # DER certificates back to back, in a frame longer than version 1's 512 bytes; the
+        # answer's hash must be the one sent (session.write compares).
+        session.write("chain", chain + root)
+        # WRITEZ: raw DEFLATE against the session's objects (here the staged chain).
+        packed = base64.b64encode(deflate(root, chain + root)).decode()
+        answer = session.request(Verb.WRITEZ, "anchors", str(len(root)), sha256_b64(root), packed)
+        if answer.args[1:3] != (str(len(root)), sha256_b64(root)):
+            raise CaseFailed(f"WRITEZ anchors answered {' '.join(answer.args)}, expected "
+                             f"anchors {len(root)} {sha256_b64(root)}")
+        session.request(Verb.ABORT)
+
+
+def compact_gencsr(bench: Bench) -> None:
+    _needs(bench, "cert", "write-commit")  # a new pending key before then would spoil it
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "conformance-compact")])
+    with _compact(bench) as (session, _):
+        session.write("subject", subject.public_bytes())
+        der = session.inline(session.request(Verb.GENCSR, "EC-P256"), "csr", "GENCSR")
+        session.request(Verb.ABORT)
+    csr = x509.load_der_x509_csr(der)
+    if not csr.is_signature_valid or csr.subject != subject:
+        raise CaseFailed("GENCSR's CSR does not verify or does not carry the subject sent")
+
+
+def compact_sign(bench: Bench) -> None:
+    cert = _needs(bench, "cert", "write-commit")
+    nonce = os.urandom(32)
+    with _compact(bench) as (session, _):
+        answer = session.request(Verb.SIGN, base64.b64encode(nonce).decode())
+        signature = session.inline(answer, "sig", "SIGN")
+    try:
+        cert.public_key().verify(signature, nonce, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, ValueError, TypeError):
+        raise CaseFailed("SIGN's signature does not verify with the committed key") from None
+
+
+def _offered_rates(identity: DeviceIdentity, bench: Bench) -> list[int]:
+    rates = [int(b) for b in identity.extra.get("bauds", "").split(",") if b.isdigit()]
+    faster = [b for b in rates if b != bench.baud]
+    if not faster:
+        raise CaseSkipped("the device offers no other rate (bauds=)")
+    return faster
+
+
+def line_revert(bench: Bench) -> None:
+    with _compact(bench) as (session, identity):
+        rate = max(_offered_rates(identity, bench))
+        _expect_refusal(session, "ARG", Verb.LINE, "1")  # not a rate it offered
+        session.request(Verb.LINE, str(rate))
+        # Never confirmed: after the window the device must be back at the old rate.
+        time.sleep(LINE_CONFIRM_S * 1.1)
+        session.transport.discard_input()
+        try:
+            session.request(Verb.SYNC)
+        except DeviceTimeout:
+            raise CaseFailed(f"no answer at {bench.baud} after an unconfirmed switch to {rate}: "
+                             f"the device must revert after {LINE_CONFIRM_S:g} s") from None
+
+
+def line_switch(bench: Bench) -> None:
+    with _compact(bench) as (session, identity):
+        rate = max(_offered_rates(identity, bench))
+        # The device's window is 1 s whatever the kit's scale: no reason to be quicker.
+        session.timeout_scale = max(session.timeout_scale, 1.0)
+        line = session.switch_line(rate)
+        if line != str(rate):
+            raise CaseFailed(f"switch to {rate} not confirmed: the line stayed at {line}")
+        _still_answers(session)
+    # The board now runs at `rate` until it resets: later cases speak to it there.
+    bench.baud = rate
+
+
 def _needs(bench: Bench, key: str, case: str):
     try:
         return bench.flow[key]
@@ -353,6 +456,16 @@ SUITE: list[Case] = [
     Case("write-commit", "cert, chain, anchors written; COMMIT reports their SHA-256",
          write_commit),
     Case("prove", "PROVE signs a nonce with the committed key", prove),
+    Case("compact-write", "compact extension: WRITE stages DER chains in long frames, refuses "
+         "a wrong hash; WRITEZ inflates against the session's objects", compact_write),
+    Case("compact-gencsr", "compact extension: GENCSR answers a valid CSR for the subject sent",
+         compact_gencsr),
+    Case("compact-sign", "compact extension: SIGN signs a nonce with the committed key",
+         compact_sign),
+    Case("line-revert", "compact extension: LINE refuses a rate not offered; an unconfirmed "
+         "switch reverts", line_revert),
+    Case("line-switch", "compact extension: LINE then SYNC at the new rate confirms the switch",
+         line_switch),
     Case("lock", "LOCK needs the device id, then refuses provisioning (IRREVERSIBLE)", lock,
          irreversible=True),
 ]

@@ -55,6 +55,17 @@ class DeviceIdentified(Event):
 
 
 @dataclass(frozen=True)
+class LineRate(Event):
+    """The rate a device's line runs at after the compact extension's switch (docs/protocol.md
+    9.4), or the rate it stayed at and why the switch failed."""
+
+    kind: ClassVar[str] = "line-rate"
+    slot: str
+    device_id: str
+    line: str
+
+
+@dataclass(frozen=True)
 class StepStarted(Event):
     kind: ClassVar[str] = "step-started"
     slot: str

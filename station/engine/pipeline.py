@@ -28,7 +28,7 @@ from station.audit import statuses as st
 from station.config import LineConfig
 from station.drivers.base import DeviceDriver, DeviceIdentity
 from station.engine.batch import Batch
-from station.engine.events import (DeviceFailed, DeviceIdentified, DevicePassed, Event, OverrideApproved,
+from station.engine.events import (DeviceFailed, DeviceIdentified, DevicePassed, Event, LineRate, OverrideApproved,
                                    SlotStateChanged, StepFinished, StepStarted)
 from station.errors import PolicyRefusal, StationError
 from station.issuance import IssuedCertificate
@@ -150,6 +150,8 @@ class DevicePipeline:
             self.engine.emit(DeviceIdentified(slot=self.slot, device_id=identity.device_id, model=identity.model,
                                               hw_rev=identity.hw_rev, fw_version=identity.fw_version,
                                               state=identity.state))
+            if identity.extra.get("line"):  # a baud switch, made or failed (cip's compact extension)
+                self.engine.emit(LineRate(slot=self.slot, device_id=identity.device_id, line=identity.extra["line"]))
             self.engine.emit(SlotStateChanged(slot=self.slot, state="busy", device_id=identity.device_id))
             # The identity is recorded by the DeviceIdentified event. The device's row is not
             # touched until bind accepts it: a refused device keeps the record it had.

@@ -12,6 +12,8 @@ Constants
     MAX_SEQ, DEVICE_SEQ                     1..65535 for requests; 0 on answers to unreadable frames
     DEFAULT_CHUNK                           raw payload bytes per chunk (256)
     NONCE_LEN                               32: PROVE nonce length in bytes
+    EXT_COMPACT, XMTU_MIN, XMTU_MAX         the compact extension's name and frame limits
+    LINE_CONFIRM_S, LINE_SETTLE_S           the baud switch's timing (protocol.md 9.3)
 Enums
     Verb            request verbs (HELLO, BEGIN, PUT, END, KEYGEN, GET, COMMIT, PROVE, LOCK, ABORT)
                     and answer verbs (OK, ERR); REQUEST_VERBS is the request subset
@@ -36,7 +38,10 @@ Frames
     encode_ok(seq, *args) -> bytes, encode_error(seq, code, text) -> bytes
     decode_frame(line, max_frame=MAX_FRAME) -> Frame
 Payloads
-    sha256_hex(data) -> str
+    sha256_hex(data) -> str, sha256_b64(data) -> str (the compact extension's form)
+    der_certificates(data) -> list[bytes]   a compact chain split into its certificates
+    deflate(data, dictionary), inflate(packed, dictionary, length), deflate_dictionary(objects,
+    kind)   WRITEZ's compression (raw DEFLATE with the session's objects as dictionary)
     max_chunk_bytes(max_frame=MAX_FRAME) -> int
     chunk_payload(data, chunk_size=DEFAULT_CHUNK) -> list[str]     base64 chunks
     PayloadAssembler(total_len, sha256)  .add(index, b64) .complete .finish() -> bytes
@@ -48,6 +53,7 @@ import base64
 import binascii
 import hashlib
 import re
+import zlib
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Iterable
@@ -60,6 +66,11 @@ MAX_SEQ = 65535
 DEVICE_SEQ = 0
 DEFAULT_CHUNK = 256
 NONCE_LEN = 32
+# The compact extension (docs/protocol.md section 9).
+EXT_COMPACT = "c1"  # its name in HELLO's `ext=` list
+XMTU_MIN, XMTU_MAX = 2048, 8192  # what a device may announce as `xmtu=`
+LINE_CONFIRM_S = 1.0  # a device waits this long at a new rate for a valid frame, then reverts
+LINE_SETTLE_S = 0.02  # the station waits this long after LINE's OK before sending at the new rate
 
 # The longest fixed part of a chunk frame: "65535 PUT anchors 65535 " + "*XXXX\n" = 30 bytes.
 # Rounded up so a firmware's own verbs/paddings never push a full chunk over MAX_FRAME.
@@ -80,6 +91,14 @@ class Verb(StrEnum):
     PROVE = "PROVE"
     LOCK = "LOCK"
     ABORT = "ABORT"
+    # The compact extension (docs/protocol.md section 9): only sent to a device that announced
+    # it in HELLO, so a version-1 device never sees them.
+    WRITE = "WRITE"
+    WRITEZ = "WRITEZ"
+    GENCSR = "GENCSR"
+    SIGN = "SIGN"
+    LINE = "LINE"
+    SYNC = "SYNC"
     # Answers
     OK = "OK"
     ERR = "ERR"
@@ -178,6 +197,15 @@ COMMANDS: dict[Verb, CommandSpec] = {
         CommandSpec(Verb.PROVE, 2.0, 2, True),
         CommandSpec(Verb.LOCK, 2.0, 1, True),
         CommandSpec(Verb.ABORT, 1.0, 2, True),
+        CommandSpec(Verb.WRITE, 1.0, 2, True),
+        CommandSpec(Verb.WRITEZ, 1.0, 2, True),
+        CommandSpec(Verb.GENCSR, 8.0, 1, False),
+        CommandSpec(Verb.SIGN, 2.0, 2, True),
+        # No resend: a lost OK may mean the device already listens at the new rate, where a
+        # resend at the old one is noise. The station settles it with SYNC (section 9.3).
+        CommandSpec(Verb.LINE, 1.0, 0, True),
+        # The confirmation at a new rate: short, so two attempts fit the device's window.
+        CommandSpec(Verb.SYNC, 0.2, 1, True),
     )
 }
 
@@ -386,6 +414,70 @@ def decode_frame(line: bytes, *, max_frame: int = MAX_FRAME) -> Frame:
 def sha256_hex(data: bytes) -> str:
     """Hashes travel as 64 lowercase hex digits (receivers accept either case)."""
     return hashlib.sha256(data).hexdigest()
+
+
+def sha256_b64(data: bytes) -> str:
+    """The compact extension's hashes: the 32 bytes in standard base64 (44 characters)."""
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+# WRITEZ's preset dictionary: the session's objects in this order (docs/protocol.md 9.3).
+DICTIONARY_ORDER = ("subject", "csr", "cert", "chain", "anchors")
+
+
+def deflate_dictionary(objects: dict[str, bytes], kind: str) -> bytes:
+    """The preset dictionary for a WRITEZ of `kind`: the session's other objects, in
+    DICTIONARY_ORDER. A certificate repeats the subject and key of the CSR, and the chain
+    the certificate's issuer, so with them deflate leaves mostly what is new."""
+    return b"".join(objects[k] for k in DICTIONARY_ORDER if k != kind and k in objects)
+
+
+def deflate(data: bytes, dictionary: bytes) -> bytes:
+    """Raw DEFLATE (RFC 1951, no zlib header) of `data` with a preset dictionary."""
+    if dictionary:
+        packer = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=dictionary)
+    else:  # zlib refuses an empty zdict
+        packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return packer.compress(data) + packer.flush()
+
+
+def inflate(packed: bytes, dictionary: bytes, length: int) -> bytes:
+    """Undo `deflate`, producing at most `length` + 1 bytes (a bomb stops there). ValueError
+    when the stream is damaged or incomplete."""
+    unpacker = (zlib.decompressobj(-15, zdict=dictionary) if dictionary
+                else zlib.decompressobj(-15))
+    try:
+        data = unpacker.decompress(packed, length + 1)
+    except zlib.error as exc:
+        raise ValueError(f"not a DEFLATE stream ({exc})") from None
+    if not unpacker.eof:
+        raise ValueError("the DEFLATE stream is incomplete or longer than announced")
+    return data
+
+
+def der_certificates(data: bytes) -> list[bytes]:
+    """Split concatenated DER certificates (the compact chain) into each one's bytes, by the
+    outer SEQUENCE's length. ValueError when the bytes are not whole DER SEQUENCEs."""
+    out, pos = [], 0
+    while pos < len(data):
+        if data[pos] != 0x30 or pos + 2 > len(data):
+            raise ValueError(f"no DER SEQUENCE at offset {pos}")
+        first = data[pos + 1]
+        if first < 0x80:
+            length, head = first, 2
+        else:
+            count = first & 0x7F
+            if not 1 <= count <= 3 or pos + 2 + count > len(data):
+                raise ValueError(f"unusable DER length at offset {pos}")
+            length, head = int.from_bytes(data[pos + 2:pos + 2 + count], "big"), 2 + count
+        end = pos + head + length
+        if end > len(data):
+            raise ValueError(f"DER SEQUENCE at offset {pos} runs past the end")
+        out.append(data[pos:end])
+        pos = end
+    if not out:
+        raise ValueError("no certificate")
+    return out
 
 
 def max_chunk_bytes(max_frame: int = MAX_FRAME) -> int:

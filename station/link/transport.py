@@ -64,7 +64,8 @@ class SerialTransport:
     """
 
     # When a dict, every transport adds what it carried to it on close(): port -> [bytes
-    # sent, bytes received, frames sent]. `station bench line` sets it to count the bytes a
+    # sent, bytes received, frames sent, seconds those bytes took on the wire at the rates
+    # they went at]. `station bench line` sets it to count the bytes a
     # device really exchanged; otherwise None, and nothing is kept.
     traffic: dict[str, list[int]] | None = None
 
@@ -76,6 +77,7 @@ class SerialTransport:
         self.terminator = terminator
         self._buffer = bytearray()
         self.bytes_sent = self.bytes_received = self.frames_sent = 0
+        self.wire_s = 0.0  # the bytes above at the rate each went at (a LINE switch changes it)
         # After an over-long line, bytes up to the next line end belong to it and are dropped.
         self._discarding = False
         self.baudrate = baudrate
@@ -112,6 +114,7 @@ class SerialTransport:
         try:
             self._serial.write(data)
             self.bytes_sent += len(data)
+            self.wire_s += line_seconds(len(data), self.baudrate)
         except serial.SerialTimeoutException as exc:
             raise DeviceTimeout(step, self.write_timeout, port=self.port) from exc
         except PORT_ERRORS as exc:
@@ -135,6 +138,21 @@ class SerialTransport:
                 raise DeviceTimeout(step, timeout, port=self.port)
             self._buffer += self._read_some(step)
 
+    def set_baudrate(self, baud: int, *, step: str) -> bool:
+        """Switch the port to `baud` (the compact extension's LINE, docs/protocol.md 9.3); the
+        write deadline follows the new rate. False (nothing changed) when the adapter refuses
+        the rate; DeviceDisconnected when the port is gone."""
+        try:
+            self._serial.baudrate = baud
+        except ValueError:
+            return False
+        except PORT_ERRORS as exc:
+            raise DeviceDisconnected(step, port=self.port, detail=_describe(exc)) from exc
+        self.baudrate = baud
+        self.write_timeout = WRITE_MARGIN_S + line_seconds(self.frame_limit, baud)
+        self._serial.write_timeout = self.write_timeout
+        return True
+
     def discard_input(self) -> None:
         """Forget everything received and not yet consumed (before a retry, so a late
         answer to the previous attempt is not taken for the answer to this one)."""
@@ -148,10 +166,11 @@ class SerialTransport:
     def close(self) -> None:
         """Close the port. Idempotent; never raises."""
         if SerialTransport.traffic is not None and self._serial.is_open:
-            counts = SerialTransport.traffic.setdefault(self.port, [0, 0, 0])
+            counts = SerialTransport.traffic.setdefault(self.port, [0, 0, 0, 0.0])
             counts[0] += self.bytes_sent
             counts[1] += self.bytes_received
             counts[2] += self.frames_sent
+            counts[3] += self.wire_s
         try:
             self._serial.close()
         except PORT_ERRORS:
@@ -198,6 +217,7 @@ class SerialTransport:
                 waiting = self._serial.in_waiting
                 data = self._serial.read(max(1, min(waiting, self.frame_limit + 1)))
             self.bytes_received += len(data)
+            self.wire_s += line_seconds(len(data), self.baudrate)
             return data
         except PORT_ERRORS as exc:
             # On a pty whose other end closed, and on an unplugged USB adapter, the read

@@ -5,7 +5,8 @@ A fault is written `KIND[@VERB][=COUNT]`:
   `garbage@HELLO`, `overlong@HELLO`, `stray@BEGIN`, `powerloss@COMMIT`; they fire once unless `=N` or
   `=always` says otherwise;
 - device faults change what the device makes: `bad-csr-signature`, `wrong-subject`,
-  `weak-key`, `duplicate-key`, `commit-fail`, `wrong-hash`, `bad-proof`, `lowercase-id`;
+  `weak-key`, `duplicate-key`, `commit-fail`, `wrong-hash`, `bad-proof`, `lowercase-id`,
+  `no-switch`;
   they apply every time unless `=N` says otherwise.
 """
 from __future__ import annotations
@@ -35,6 +36,9 @@ class FaultKind(StrEnum):
     WRONG_HASH = "wrong-hash"  # flash flips a bit of the stored cert; COMMIT reports that
     BAD_PROOF = "bad-proof"  # PROVE signs something other than the nonce
     LOWERCASE_ID = "lowercase-id"  # HELLO prints the chip id in lower-case hex
+    # Compact extension: LINE is acknowledged, but the UART never comes up at the new rate;
+    # the device hears nothing until it reverts to the old rate (docs/protocol.md 9.3).
+    NO_SWITCH = "no-switch"
 
 
 WIRE_FAULTS = frozenset({FaultKind.DISCONNECT, FaultKind.STALL, FaultKind.CORRUPT,

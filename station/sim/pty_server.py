@@ -20,10 +20,10 @@ import time
 import tty
 from pathlib import Path
 
-from station.link.codec import MAX_FRAME, MIN_MTU, KeyType
+from station.link.codec import LINE_CONFIRM_S, MAX_FRAME, MIN_MTU, KeyType
 from station.link.transport import ensure_open_files
-from station.sim.device import Device, Identity, derive_device_id
-from station.sim.faults import FaultPlan, FaultSpec
+from station.sim.device import DEFAULT_BAUDS, Device, Identity, derive_device_id
+from station.sim.faults import FaultKind, FaultPlan, FaultSpec
 from station.sim.store import DeviceStore
 
 SEED_FILE = "line-seed"
@@ -42,9 +42,10 @@ class _PortServer:
 
     def __init__(self, device: Device, baud: int):
         self.device = device
-        self.baud = baud
-        self._byte_s = 10 / baud  # start bit, 8 data bits, stop bit
-        self._block = max(_PACE_BLOCK, int(_PACE_STEP_S / self._byte_s))
+        self.line_baud = baud  # the rate the device starts at (and reverts to)
+        self._set_baud(baud)
+        # After LINE's OK: (the rate to revert to, when, whether the UART failed to switch).
+        self._switch: tuple[int, float, bool] | None = None
         self._rx_clock = 0.0  # when the last byte read so far has arrived over the wire
         self._master, self._slave = os.openpty()
         # Raw from the start: no echo or CR/LF translation before the station configures it.
@@ -77,6 +78,26 @@ class _PortServer:
                 os.close(self._master)
                 os.close(self._slave)
 
+    def _set_baud(self, baud: int) -> None:
+        self.baud = baud
+        self._byte_s = 10 / baud  # start bit, 8 data bits, stop bit
+        self._block = max(_PACE_BLOCK, int(_PACE_STEP_S / self._byte_s))
+
+    def _poll_timeout_ms(self) -> int | None:
+        if self._switch is None:
+            return None
+        return max(0, int((self._switch[1] - time.monotonic()) * 1000) + 1)
+
+    def _settle_switch(self, heard: bool) -> None:
+        """The confirmation window of docs/protocol.md 9.3: a valid frame at the new rate
+        keeps it; none before the window closes puts the UART back on the old rate."""
+        old, deadline, _ = self._switch
+        if heard:
+            self._switch = None
+        elif time.monotonic() >= deadline:
+            self._set_baud(old)
+            self._switch = None
+
     def _serve(self) -> None:
         # We hold the slave open ourselves, so the master never reads EIO while the station
         # has the port closed (that would make select() spin).
@@ -86,9 +107,12 @@ class _PortServer:
         poller.register(self._master, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
         while not self._stop.is_set():
-            ready = {fd for fd, _ in poller.poll()}
+            ready = {fd for fd, _ in poller.poll(self._poll_timeout_ms())}
             if self._wake_r in ready:
                 return
+            if self._switch is not None and self._master not in ready:
+                self._settle_switch(heard=False)
+                continue
             try:
                 data = os.read(self._master, 4096)
             except BlockingIOError:
@@ -99,8 +123,16 @@ class _PortServer:
                 raise
             if not self._arrive(len(data)):
                 return
+            if self._switch is not None:
+                if self._switch[2]:
+                    # The UART did not come up at the new rate: what arrives is noise to it.
+                    self._settle_switch(heard=False)
+                    continue
+                frames_before = self.device.frames_read
             computed = time.monotonic()
             answers = self.device.feed(data)
+            if self._switch is not None:
+                self._settle_switch(heard=self.device.frames_read > frames_before)
             computed = time.monotonic() - computed
             for answer in answers:
                 # `keygen_ms` is the device's whole key generation: the simulator's own
@@ -112,6 +144,11 @@ class _PortServer:
                 if answer.then == "disconnect":
                     self._close_pty()
                     return
+                if answer.then == "baud":
+                    # Switched once the OK is out; the window starts now.
+                    deaf = self.device.faults.fire(FaultKind.NO_SWITCH)
+                    self._switch = (self.baud, time.monotonic() + LINE_CONFIRM_S, deaf)
+                    self._set_baud(answer.baud)
 
     def _arrive(self, count: int) -> bool:
         """Wait until `count` bytes just read from the pty would have crossed the wire: the
@@ -166,7 +203,8 @@ class SimulatedLine:
     def __init__(self, count: int, store: str | os.PathLike, *, baud: int = 115200,
                  keygen_ms: float = 300, faults: dict[int, list] | None = None,
                  seed: str | None = None, model: str = "SIM-1",
-                 key_types: tuple[KeyType, ...] = tuple(KeyType), mtu: int = MAX_FRAME):
+                 key_types: tuple[KeyType, ...] = tuple(KeyType), mtu: int = MAX_FRAME,
+                 compact: bool = False, bauds: tuple[int, ...] = DEFAULT_BAUDS):
         if count < 1:
             raise ValueError("a line needs at least one device")
         if baud <= 0 or keygen_ms < 0:
@@ -188,7 +226,8 @@ class SimulatedLine:
                               for f in faults.get(i, [])])
             self.devices.append(Device(identity, DeviceStore(self.store_dir / identity.device_id),
                                        faults=plan, keygen_s=keygen_ms / 1000,
-                                       key_types=key_types, mtu=mtu))
+                                       key_types=key_types, mtu=mtu, compact=compact,
+                                       bauds=bauds))
         self._servers: list[_PortServer] = []
 
     def _stored_seed(self) -> str:
@@ -221,7 +260,8 @@ class SimulatedLine:
         old = self.devices[index]
         old.store.load()
         device = Device(old.identity, old.store, faults=old.faults, keygen_s=old.keygen_s,
-                        mtu=old.mtu, key_types=old.key_types)
+                        mtu=old.mtu, key_types=old.key_types, compact=old.compact,
+                        xmtu=old.xmtu, bauds=old.bauds)
         self.devices[index] = device
         self._servers[index] = _PortServer(device, self.baud)
         self._servers[index].start()

@@ -58,8 +58,24 @@ def test_station_conformance_passes_against_station_sim(tmp_path):
     assert summary["conformant"] is True and summary["failed"] == 0
     assert {c["case"] for c in summary["cases"]} == {case.name for case in SUITE}
     assert next(c for c in summary["cases"] if c["case"] == "lock")["result"] == "skip"
-    assert "CONFORMANT: 14 passed, 0 failed, 1 skipped" in result.stdout
+    # The compact extension's five cases skip on a version-1 device (it is optional).
+    assert "CONFORMANT: 14 passed, 0 failed, 6 skipped" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_a_compact_device_passes_the_extension_cases(tmp_path):
+    results, state = run_against_sim(tmp_path, compact=True)
+    compact = ("compact-write", "compact-gencsr", "compact-sign", "line-revert", "line-switch")
+    assert {name: results[name].outcome for name in compact} == dict.fromkeys(compact, "pass")
+    assert all(r.outcome != "fail" for r in results.values())
+
+
+@pytest.mark.parametrize("fault, case, reason", [
+    ("no-switch", "line-switch", "switch to 4000000 not confirmed: the line stayed at 115200"),
+])
+def test_a_compact_device_that_does_not_honour_it_fails_the_case(tmp_path, fault, case, reason):
+    results, _ = run_against_sim(tmp_path, fault, compact=True)
+    assert results[case].outcome == "fail" and reason in results[case].reason
 
 
 def test_port_that_cannot_be_opened_exits_3(tmp_path):
@@ -68,14 +84,14 @@ def test_port_that_cannot_be_opened_exits_3(tmp_path):
 
 
 def test_lock_is_not_sent_without_include_lock(tmp_path):
-    results, state = run_against_sim(tmp_path)
+    results, state = run_against_sim(tmp_path, compact=True)  # every case runs
     assert all(r.outcome == "pass" for name, r in results.items() if name != "lock")
     assert results["lock"].outcome == "skip"
     assert state == "provisioned"
 
 
 def test_include_lock_locks_and_passes(tmp_path):
-    results, state = run_against_sim(tmp_path, include_lock=True)
+    results, state = run_against_sim(tmp_path, include_lock=True, compact=True)
     assert [r.case for r in results.values() if r.outcome != "pass"] == []
     assert state == "locked"
 
@@ -106,7 +122,7 @@ def test_a_device_with_the_smallest_mtu_passes(tmp_path):
     # mtu 128: every frame the kit sends (chunks included) must fit the device's announced
     # receive limit, as the line's frames do.
     results, state = run_against_sim(tmp_path, include_lock=True, mtu=128)
-    assert {name: r.reason for name, r in results.items() if r.outcome != "pass"} == {}
+    assert {name: r.reason for name, r in results.items() if r.outcome == "fail"} == {}
     assert state == "locked"
 
 
