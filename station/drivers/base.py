@@ -30,9 +30,14 @@ class DeviceIdentity:
 
 @dataclass(frozen=True)
 class CommitReceipt:
-    """SHA-256 of each object the device says it stored, keyed by ObjectKind."""
+    """SHA-256 of each object the device says it stored, keyed by ObjectKind: `hashes` of the
+    objects as the engine gave them (what the pipeline compares), `held` of the form the device
+    holds where the driver sent another encoding of the same certificates (the compact
+    extension's DER chain), already checked against the device's answer. The audit records
+    what the device holds."""
 
     hashes: dict[str, bytes]
+    held: dict[str, bytes] = field(default_factory=dict)
 
 
 class DeviceDriver(Protocol):

@@ -461,12 +461,14 @@ class CipDriver:
                     f"{sent.hex()[:16]}...", port=self.port)
         self._written.clear()
         # The engine compares with what it gave; the device holds the compact form of it,
-        # whose hash was just checked: report the engine's object as stored.
+        # whose hash was just checked: report the engine's object as stored, and the form
+        # the device holds beside it for the audit.
+        held = {}
         for kind, (given, stored) in self._compact_out.items():
             if hashes.get(kind) == stored:
-                hashes[kind] = given
+                hashes[kind], held[kind] = given, stored
         self._compact_out.clear()
-        return CommitReceipt(hashes=hashes)
+        return CommitReceipt(hashes=hashes, held=held)
 
     def stored(self) -> CommitReceipt:
         """COMMIT with nothing staged: a provisioned device answers the hashes of what it stores

@@ -16,7 +16,7 @@ _NOT_LOGGED = (ev.SlotStateChanged, ev.BatchCounterChanged, ev.StepStarted)
 # COMMIT (the caller does not wait for its fsync). Every decision (bind, the certificate's
 # reservation and issue, pass, fail, an override) is a durable record, and a durable record is
 # only durable once everything before it is (docs/audit.md, "What is durable when").
-_PROGRESS = (ev.StepFinished, ev.DeviceIdentified, ev.DeviceAttached)
+_PROGRESS = (ev.StepFinished, ev.DeviceIdentified, ev.DeviceAttached, ev.LineRate)
 
 
 class AuditWriter:

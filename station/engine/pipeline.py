@@ -274,8 +274,12 @@ class DevicePipeline:
             self.audit.set_certificate_status(self.issued.serial, st.DELIVERED, reason=f"committed on {self.port}",
                                               durable=False)
             self.delivered = True
-            # What the device now holds, object by object: the chain of custody QA exports.
+            # What the device now holds, object by object: the chain of custody QA exports. An
+            # object the driver sent in another form (the compact extension's DER chain) is
+            # recorded as held, with the hash of the form the station gave beside it.
             stored = {kind: hashlib.sha256(data).hexdigest() for kind, data in self._written.items()}
+            for kind, digest in receipt.held.items():
+                stored[f"{kind}_given"], stored[kind] = stored[kind], digest.hex()
             if self.engine.anchors is not None:
                 stored["anchor_fingerprints"] = list(self.engine.anchors.fingerprints)
             self.audit.log_event("objects-committed", batch_id=self.engine.batch.batch_id, slot=self.slot,

@@ -4,6 +4,7 @@ rate, and the audit says which happened to each (docs/protocol.md 9.4)."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import sqlite3
@@ -43,3 +44,20 @@ def test_a_version_1_line_records_no_line_rate(engine_config, tmp_path):
     assert summary.passed == 1
     db = sqlite3.connect(config.audit.database)
     assert db.execute("select count(*) from events where kind = 'line-rate'").fetchone() == (0,)
+
+
+def test_the_audit_records_the_chain_as_a_compact_device_holds_it(engine_config, tmp_path):
+    with SimulatedLine(1, tmp_path / "devices", keygen_ms=20, model=MODEL, compact=True) as line:
+        manifest = write_manifest(tmp_path / "manifest.csv", line)
+        summary = run_batch(engine_config, batch_id="WO-H", model=MODEL, operator="op",
+                            manifest=manifest, slots=slots_for(line.ports, 1), out=io.StringIO())
+        device = line.devices[0]
+        held = device.store.object_hashes()
+    assert summary.passed == 1
+    db = sqlite3.connect(engine_config.audit.database)
+    [data] = [json.loads(d) for (d,) in db.execute("select data from events where kind = 'objects-committed'")]
+    # The device holds the DER chain (issuing CA only); the audit names that, and the PEM
+    # bundle the station gave beside it.
+    assert data["chain"] == held["chain"] and data["cert"] == held["cert"]
+    assert data["chain_given"] == hashlib.sha256(engine_config.ca.chain.read_bytes()).hexdigest()
+    assert data["chain_given"] != data["chain"]
