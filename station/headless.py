@@ -16,6 +16,7 @@ from station.boot import open_station
 from station.config import StationConfig
 from station.engine.batch import Batch, Manifest
 from station.errors import StationError
+from station.drivers.registry import line_options
 from station.engine.engine import Engine
 from station.engine.events import DeviceFailed, DevicePassed, Event, IssuanceHalted
 from station.link.transport import DESCRIPTORS_PER_PORT, ensure_open_files
@@ -112,10 +113,7 @@ def run_batch(cfg: StationConfig, *, batch_id: str, model: str, operator: str, s
     # Each slot holds one port open (a discovered line: one per configured slot).
     ensure_open_files(max(len(slots), len(cfg.discovery.slots) if source is not None else 0) * DESCRIPTORS_PER_PORT)
     with open_station(cfg) as station:
-        opts = {"timeout_scale": cfg.line.timeout_scale, "baudrate": cfg.line.baud,
-                "compact": cfg.line.compact, "fast_baud": cfg.line.fast_baud,
-                "chain_root": cfg.line.chain_root,
-                **(driver_opts or {})}
+        opts = {**line_options(cfg.line), **(driver_opts or {})}
         engine = Engine(station, batch, cfg.line, driver_opts=opts, standing_override=supervisor_override)
         engine.bus.subscribe(HeadlessPrinter(out))
         for observer in observers:

@@ -28,6 +28,13 @@ def families() -> list[str]:
     return sorted(_FAMILIES)
 
 
+def line_options(line) -> dict:
+    """The driver options a line's configuration (`station.config.LineConfig`) sets: the same
+    for the headless runner and the operator terminal, so both speak to a device alike."""
+    return {"timeout_scale": line.timeout_scale, "baudrate": line.baud, "compact": line.compact,
+            "fast_baud": line.fast_baud, "chain_root": line.chain_root}
+
+
 def open_driver(family: str, port: str, **opts) -> DeviceDriver:
     """Open `port` (a path or a pyserial URL) with the driver for `family`.
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from hsm.errors import HSMError, PinIncorrect
 from station.config import StationConfig
+from station.drivers.registry import line_options
 from station.engine.events import BatchCounterChanged, Event
 from station.errors import StationError
 from station.operator.events import (BatchClosed, LineStopped, OperatorLoggedIn, StationFailed, StationOpened)
@@ -32,7 +33,7 @@ class Session:
         self.cfg = cfg
         self.fixture = fixture
         self.publish = publish
-        self.driver_opts = {"timeout_scale": cfg.line.timeout_scale, **(driver_opts or {})}
+        self.driver_opts = {**line_options(cfg.line), **(driver_opts or {})}
         self.station = None
         self.engine: "Engine | None" = None
         self.operator: str | None = None
