@@ -54,7 +54,6 @@ class KnownKeys(Protocol):
 
 @dataclass(frozen=True)
 class ValidatedRequest:
-    csr: x509.CertificateSigningRequest
     public_key: object
     spki_sha256: str
     key_type: str  # "ec-p256", "rsa-2048", ...
@@ -238,4 +237,4 @@ class IssuancePolicy:
         if known_keys.public_key_known(fingerprint):
             raise PolicyRefusal("key-reused", f"public key {fingerprint[:16]}... was already certified; "
                                               "the device must generate a fresh key")
-        return ValidatedRequest(csr=csr, public_key=public_key, spki_sha256=fingerprint, key_type=key_type)
+        return ValidatedRequest(public_key=public_key, spki_sha256=fingerprint, key_type=key_type)
