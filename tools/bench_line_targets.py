@@ -94,8 +94,9 @@ def main() -> None:
                                 f"Linux {platform.release()}",
                      "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for name, (args, what) in RUNS.items():
-        print(f"{name}: {what} (load {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
-        figures[name] = run(args) | {"load_before": round(os.getloadavg()[0], 2)}
+        load = round(os.getloadavg()[0], 2)
+        print(f"{name}: {what} (load {load})", file=sys.stderr, flush=True)
+        figures[name] = run(args) | {"load_before": load}
     print(json.dumps(figures) if options.json else table(figures) + "\n\nload average before each: " + ", ".join(
         f"{name} {figures[name]['load_before']}" for name in RUNS))
 
