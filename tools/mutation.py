@@ -42,7 +42,7 @@ TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
     "policy": ("station/policy.py", ("tests/ca/test_policy_edges.py", "tests/ca/test_refusals.py",
                                       "tests/ca/test_issuance.py")),
     "issuance": ("station/issuance.py", ("tests/ca/test_issuance.py", "tests/ca/test_refusals.py",
-                                          "tests/ca/test_hsm_failure.py")),
+                                          "tests/ca/test_hsm_failure.py", "tests/ca/test_issuance_record.py")),
     "profile": ("station/profile.py", ("tests/ca/test_issuance.py", "tests/ca/test_refusals.py")),
     "pipeline": ("station/engine/pipeline.py", ("tests/engine/test_pipeline_checks.py", "tests/engine/test_faults.py",
                                                  "tests/engine/test_rules.py", "tests/ca/test_hsm_failure.py")),
