@@ -170,3 +170,21 @@ def test_a_token_refusal_to_sign_names_the_key_and_the_token_error(station):
     # CKM_RSA_PKCS with an EC key: SoftHSM2 2.6.1 refuses it with CKR_GENERAL_ERROR.
     with pytest.raises(SigningFailed, match="^token could not sign with key 'issuing-ca': GeneralError$"):
         station.token.sign_raw("issuing-ca", Mechanism.RSA_PKCS, b"data")
+
+
+@pytest.mark.parametrize("label, flags, why", [
+    ("readable-ca", {"sensitive": False, "extractable": False}, "not sensitive"),
+    ("leaving-ca", {"sensitive": True, "extractable": True}, "extractable"),
+])
+def test_a_ca_key_that_can_leave_the_token_is_refused_saying_why(station, label, flags, why):
+    from pkcs11 import Attribute
+
+    from hsm.errors import CAError
+    from tests.ca.test_token import _make_key_pair
+
+    _make_key_pair(station, label, {Attribute.SENSITIVE: flags["sensitive"], Attribute.EXTRACTABLE: flags["extractable"]})
+    assert {k: station.token.private_key_attributes(label)[k] for k in flags} == flags
+    with pytest.raises(CAError) as refused:
+        CertificateAuthority(token=station.token, issuing_label=label, chain=station.ca.chain)
+    assert str(refused.value) == (f"issuing key '{label}' on the token is {why}; refusing to sign with a key that "
+                                  "can leave the HSM")
