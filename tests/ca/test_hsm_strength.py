@@ -25,7 +25,7 @@ from station.issuance import Issuer
 from tests.csr_factory import make_csr
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # made once on the token: a second run of its set-up would be refused
 def p384_ca(station):
     root, issuing = create_development_ca(
         station.token, root_label="p384-root", issuing_label="p384-issuing", key_spec=KeySpec.parse("ec-p384"),
@@ -109,7 +109,7 @@ def test_the_signer_refuses_what_it_cannot_sign(station):
             export()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # made once on the token: a second run of its set-up would be refused
 def rsa_label(station):
     station.token.generate_key("rsa-strength", KeySpec.parse("rsa-2048"))
     return "rsa-strength"
