@@ -73,3 +73,16 @@ def test_the_chain_pem_is_each_certificate_in_order_and_nothing_else(station):
     # Nothing between the blocks: other tools split a bundle on the markers.
     assert pem.startswith(b"-----BEGIN CERTIFICATE-----\n") and pem.endswith(b"-----END CERTIFICATE-----\n")
     assert b"-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\n" in pem
+
+
+def test_a_key_of_a_type_the_station_does_not_sign_with_is_named(station):
+    # An Ed25519 pair (SoftHSM2 makes them): neither EC (ECDSA) nor RSA, so no signer for it.
+    from pkcs11 import Mechanism
+
+    with PKCS11_LOCK:
+        params = station.token._session.create_domain_parameters(
+            KeyType.EC_EDWARDS, {Attribute.EC_PARAMS: encode_named_curve_parameters("1.3.101.112")}, local=True)
+        params.generate_keypair(store=True, label="ed25519-key", id=b"ed25519-key",
+                                mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN)
+    with pytest.raises(HSMError, match="^key 'ed25519-key' has unsupported type EC_EDWARDS$"):
+        station.token.public_key("ed25519-key")
