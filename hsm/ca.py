@@ -109,12 +109,12 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
-def verify_chain(chain: list[x509.Certificate]) -> None:
+def verify_chain(chain: list[x509.Certificate], at: dt.datetime | None = None) -> None:
     """chain = [issuing, ..., root]; each certificate must be a CA issued by the next, the last
-    self-signed, and all currently valid. Raises CAError saying which link is wrong."""
+    self-signed, and all valid at `at` (default: now). Raises CAError saying which link is wrong."""
     if not chain:
         raise CAError("the CA chain is empty")
-    now = dt.datetime.now(UTC)
+    now = at or dt.datetime.now(UTC)
     for position, cert in enumerate(chain):
         subject = cert.subject.rfc4514_string()
         if not _is_ca(cert):

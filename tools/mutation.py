@@ -50,13 +50,14 @@ TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
                                       "tests/ca/test_policy_strength.py", "tests/ca/test_refusals.py",
                                       "tests/ca/test_issuance.py")),
     "issuance": ("station/issuance.py", ("tests/ca/test_issuance.py", "tests/ca/test_refusals.py",
-                                          "tests/ca/test_hsm_failure.py")),
+                                          "tests/ca/test_hsm_failure.py", "tests/ca/test_issuance_record.py")),
     "profile": ("station/profile.py", ("tests/ca/test_profile_certificate.py", "tests/ca/test_profile_strength.py",
                                         "tests/ca/test_issuance.py", "tests/ca/test_refusals.py")),
     "pipeline": ("station/engine/pipeline.py", ("tests/engine/test_pipeline_checks.py", "tests/engine/test_faults.py",
                                                  "tests/engine/test_rules.py", "tests/ca/test_hsm_failure.py")),
     "hsm": ("hsm", ("tests/ca/test_token.py", "tests/ca/test_issuance.py", "tests/ca/test_hsm_failure.py",
-                    "tests/ca/test_hsm_strength.py", "tests/ca/test_keys.py")),
+                    "tests/ca/test_hsm_strength.py", "tests/ca/test_keys.py", "tests/ca/test_ca_import.py",
+                    "tests/ca/test_token_lookup.py")),
 }
 
 
