@@ -38,7 +38,8 @@ TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
     # score is a lower bound of codec's.
     "codec-unit": ("station/link/codec.py", ("tests/link/test_codec.py", "tests/link/test_codec_boundaries.py",
                                              "tests/link/test_codec_messages.py", "tests/link/test_codec_defaults.py",
-                                             "tests/link/test_crc.py", "tests/link/test_protocol_doc.py")),
+                                             "tests/link/test_crc.py", "tests/link/test_protocol_doc.py",
+                                             "tests/link/test_codec_compact.py")),
     "chain": ("station/audit/chain.py", ("tests/audit/test_chain.py", "tests/audit/test_event_hash.py",
                                           "tests/audit/test_tamper.py", "tests/audit/test_verify_strength.py",
                                           "tests/audit/test_verify_fast_path.py", "tests/audit/test_database.py")),

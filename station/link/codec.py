@@ -58,6 +58,8 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import Iterable
 
+from asn1crypto import parser as asn1_parser
+
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 MAX_FRAME = 512
@@ -456,25 +458,20 @@ def inflate(packed: bytes, dictionary: bytes, length: int) -> bytes:
 
 
 def der_certificates(data: bytes) -> list[bytes]:
-    """Split concatenated DER certificates (the compact chain) into each one's bytes, by the
-    outer SEQUENCE's length. ValueError when the bytes are not whole DER SEQUENCEs."""
+    """Split concatenated DER certificates (the compact chain) into each one's bytes, each a
+    whole universal SEQUENCE as asn1crypto's DER parser reads it. ValueError when the bytes are
+    not whole SEQUENCEs (truncated, another tag) or hold none."""
     out, pos = [], 0
     while pos < len(data):
-        if data[pos] != 0x30 or pos + 2 > len(data):
+        try:
+            klass, _method, tag, header, content, trailer = asn1_parser.parse(data[pos:])
+        except ValueError as exc:
+            raise ValueError(f"no whole DER value at offset {pos} ({exc})") from None
+        if (klass, tag) != (0, 16):  # universal SEQUENCE, as every certificate is
             raise ValueError(f"no DER SEQUENCE at offset {pos}")
-        first = data[pos + 1]
-        if first < 0x80:
-            length, head = first, 2
-        else:
-            count = first & 0x7F
-            if not 1 <= count <= 3 or pos + 2 + count > len(data):
-                raise ValueError(f"unusable DER length at offset {pos}")
-            length, head = int.from_bytes(data[pos + 2:pos + 2 + count], "big"), 2 + count
-        end = pos + head + length
-        if end > len(data):
-            raise ValueError(f"DER SEQUENCE at offset {pos} runs past the end")
-        out.append(data[pos:end])
-        pos = end
+        size = len(header) + len(content) + len(trailer)
+        out.append(data[pos:pos + size])
+        pos += size
     if not out:
         raise ValueError("no certificate")
     return out
