@@ -22,8 +22,8 @@ from station.audit import AuditDB, verify
 from station.audit.recovery import hostname
 from station.drivers import registry
 from station.drivers.cip import CipDriver
-from station.engine.events import (DeviceFailed, DeviceIdentified, DevicePassed, OverrideApproved, SlotStateChanged,
-                                   StepFinished, StepStarted)
+from station.engine.events import (DeviceFailed, DeviceIdentified, DevicePassed, IssuanceHalted, OverrideApproved,
+                                   SlotStateChanged, StepFinished, StepStarted)
 from station.engine.pipeline import Outcome
 from station.sim import SimulatedLine
 from tests.engine.conftest import MODEL, write_manifest
@@ -276,3 +276,40 @@ def test_an_rsa_device_proves_possession_with_pkcs1_v15(engine_config, tmp_path,
         [failed] = of(DeviceFailed, events)
         assert (failed.step, record["status"]) == ("prove", "undelivered")
         assert failed.reason.startswith(f"device on {port} failed PROVE integrity check: proof of possession failed")
+
+
+# -- the last write fails --------------------------------------------------------------------
+
+def test_a_device_whose_pass_cannot_be_recorded_fails_and_halts_the_line(engine_config, tmp_path):
+    """Another writer holds the database's write lock from the end of the proof until the
+    line halts (longer than the busy timeout): the device's `passed` cannot be written. It
+    fails at "pass" with the database's words, the line halts with them, and the certificate,
+    verified on the device, is not turned undelivered: that refusal is itself recorded."""
+    blocker = sqlite3.connect(engine_config.audit.database, isolation_level=None, check_same_thread=False)
+
+    def hold_the_write_lock(event):
+        if isinstance(event, StepFinished) and event.step == "prove":
+            blocker.execute("BEGIN EXCLUSIVE")
+        elif isinstance(event, IssuanceHalted) and blocker.in_transaction:
+            blocker.execute("ROLLBACK")
+
+    try:
+        with SimulatedLine(1, tmp_path / "devices", keygen_ms=20, model=MODEL) as line:
+            device_id, port = line.devices[0].identity.device_id, line.ports[0]
+            engine, events = run_line(engine_config, {"S1": line.ports}, batch_id="WO-LAST", watch=hold_the_write_lock)
+    finally:
+        blocker.close()
+    [record] = rows(engine_config, "select serial, status from certificates where device_id = ?", device_id)
+    [halted] = of(IssuanceHalted, events)
+    assert engine.halted == halted.reason and "locked" in halted.reason
+    reason = f"audit database write failed: {halted.reason}"
+    [failed] = of(DeviceFailed, events)
+    assert failed == DeviceFailed(slot="S1", device_id=device_id, step="pass", reason=reason,
+                                  code="audit-write-failed", duration_s=failed.duration_s)
+    assert engine.outcomes == [Outcome(slot="S1", port=port, passed=False, device_id=device_id, label=device_id,
+                                       step="pass", reason=reason, serial=int(record["serial"], 16),
+                                       duration_s=failed.duration_s, took_unit=True)]
+    assert not of(DevicePassed, events) and record["status"] == "verified"
+    [refused] = rows(engine_config, "select batch_id, slot, device_id, data from events where kind = 'record-refused'")
+    assert {**refused, "data": json.loads(refused["data"])} == {"batch_id": "WO-LAST", "slot": "S1", "device_id": device_id,
+        "data": {"reason": f"certificate 0x{record['serial']} is verified; it cannot become undelivered", "step": "pass"}}
