@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sqlite3
+import time
 
 import pytest
 from cryptography import x509
@@ -77,8 +78,10 @@ def test_a_passing_device_is_reported_and_recorded_in_full(engine_config, tmp_pa
         sim = line.devices[0]
         device_id, port = sim.identity.device_id, line.ports[0]
         manifest = write_manifest(tmp_path / "m.csv", line)
+        began = time.monotonic()
         engine, events = run_line(engine_config, {"S1": line.ports}, batch_id="WO-FULL", manifest=manifest,
                                   label_source="manifest", lock=True)
+        elapsed = time.monotonic() - began
         objects, state = dict(sim.store.objects), sim.store.state
     label = f"L-{device_id[-6:]}"
     cert = x509.load_der_x509_certificate(objects["cert"])
@@ -99,7 +102,7 @@ def test_a_passing_device_is_reported_and_recorded_in_full(engine_config, tmp_pa
                                   fingerprint_sha256=fingerprint, duration_s=outcome.duration_s)
     assert outcome == Outcome(slot="S1", port=port, passed=True, device_id=device_id, label=label,
                               serial=cert.serial_number, duration_s=passed.duration_s, took_unit=True)
-    assert outcome.duration_s > 0
+    assert 0 < outcome.duration_s < elapsed, "the device's own time, start to end"
     assert state == "locked", "the lock step ran on the device"
 
     # The certificate is for the subject the profile renders from this device and batch.
@@ -132,7 +135,9 @@ def test_a_passing_device_is_reported_and_recorded_in_full(engine_config, tmp_pa
 def test_a_failed_proof_is_reported_and_recorded_in_full(engine_config, tmp_path):
     with SimulatedLine(1, tmp_path / "devices", keygen_ms=20, model=MODEL, faults={0: ["bad-proof"]}) as line:
         device_id, port = line.devices[0].identity.device_id, line.ports[0]
+        began = time.monotonic()
         engine, events = run_line(engine_config, {"S1": line.ports}, batch_id="WO-BAD")
+        elapsed = time.monotonic() - began
     reason = (f"device on {port} failed PROVE integrity check: proof of possession failed: the device's signature "
               f"over the station's nonce does not verify with the certificate's key")
     [record] = rows(engine_config, "select * from certificates where device_id = ?", device_id)
@@ -149,7 +154,7 @@ def test_a_failed_proof_is_reported_and_recorded_in_full(engine_config, tmp_path
                                   code="DeviceIntegrityError", duration_s=outcome.duration_s)
     assert outcome == Outcome(slot="S1", port=port, passed=False, device_id=device_id, label=device_id, step="prove",
                               reason=reason, serial=serial, duration_s=failed.duration_s, took_unit=True)
-    assert outcome.duration_s > 0
+    assert 0 < outcome.duration_s < elapsed
     assert (record["status"], record["status_reason"]) == ("undelivered", f"prove: {reason}")
     [device] = rows(engine_config, "select state, reason from devices where device_id = ?", device_id)
     assert device == {"state": "failed", "reason": f"prove: {reason}"}
