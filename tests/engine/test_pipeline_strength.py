@@ -16,7 +16,7 @@ import time
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from station.audit import AuditDB, verify
@@ -72,15 +72,16 @@ def slot_story(events, slot="S1"):
 # -- a passing device ------------------------------------------------------------------------
 
 def test_a_passing_device_is_reported_and_recorded_in_full(engine_config, tmp_path):
-    """Manifest label, lock on: every step's events, the identity as the device gave it, the
-    certificate for the subject the profile dictates, and each record with its reason."""
+    """Manifest label, trust anchors, lock on: every step's events, the identity as the device
+    gave it, the certificate for the subject the profile dictates, each record with its reason."""
+    anchors = engine_config.ca.chain  # the station's own CA certificates serve as the anchors
     with SimulatedLine(1, tmp_path / "devices", keygen_ms=20, model=MODEL) as line:
         sim = line.devices[0]
         device_id, port = sim.identity.device_id, line.ports[0]
         manifest = write_manifest(tmp_path / "m.csv", line)
         began = time.monotonic()
         engine, events = run_line(engine_config, {"S1": line.ports}, batch_id="WO-FULL", manifest=manifest,
-                                  label_source="manifest", lock=True)
+                                  label_source="manifest", lock=True, anchors=anchors)
         elapsed = time.monotonic() - began
         objects, state = dict(sim.store.objects), sim.store.state
     label = f"L-{device_id[-6:]}"
@@ -126,7 +127,10 @@ def test_a_passing_device_is_reported_and_recorded_in_full(engine_config, tmp_pa
     assert (committed["batch_id"], committed["slot"], committed["device_id"]) == ("WO-FULL", "S1", device_id)
     assert json.loads(committed["data"]) == {
         "serial": format(cert.serial_number, "x"), "port": port, "cert": fingerprint,
-        "chain": hashlib.sha256(objects["chain"]).hexdigest()}
+        "chain": hashlib.sha256(objects["chain"]).hexdigest(), "anchors": hashlib.sha256(objects["anchors"]).hexdigest(),
+        "anchor_fingerprints": [c.fingerprint(hashes.SHA256()).hex()
+                                for c in x509.load_pem_x509_certificates(anchors.read_bytes())]}
+    assert objects["anchors"] == anchors.read_bytes()
     assert verify(engine_config.audit.database).ok
 
 
