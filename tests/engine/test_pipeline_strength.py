@@ -21,8 +21,11 @@ from cryptography.x509.oid import NameOID
 
 from station.audit import AuditDB, verify
 from station.audit.recovery import hostname
+from station.boot import open_station
 from station.drivers import registry
 from station.drivers.cip import CipDriver
+from station.engine.batch import Batch, Manifest
+from station.engine.engine import Engine
 from station.engine.events import (DeviceFailed, DeviceIdentified, DevicePassed, IssuanceHalted, OverrideApproved,
                                    SlotStateChanged, StepFinished, StepStarted)
 from station.engine.pipeline import Outcome
@@ -322,3 +325,33 @@ def test_a_device_whose_pass_cannot_be_recorded_fails_and_halts_the_line(engine_
     [refused] = rows(engine_config, "select batch_id, slot, device_id, data from events where kind = 'record-refused'")
     assert {**refused, "data": json.loads(refused["data"])} == {"batch_id": "WO-LAST", "slot": "S1", "device_id": device_id,
         "data": {"reason": f"certificate 0x{record['serial']} is verified; it cannot become undelivered", "step": "pass"}}
+
+
+
+def test_a_slot_waiting_for_a_scan_names_its_device_and_the_scan_is_checked_against_the_manifest(
+        engine_config, tmp_path):
+    """label_source = "scan" with a manifest of device ids and labels: the slot says which
+    device waits; the right scan binds it, a wrong one is refused naming both labels."""
+    line_config = dataclasses.replace(engine_config.line, label_source="scan")
+    events = []
+    with SimulatedLine(2, tmp_path / "devices", keygen_ms=20, model=MODEL) as line, \
+            open_station(engine_config) as station:
+        ids = [d.identity.device_id for d in line.devices]
+        right = f"L-{ids[0][-6:]}"
+        batch = Batch("WO-SC", MODEL, "op", manifest=Manifest.load(write_manifest(tmp_path / "m.csv", line)))
+        engine = Engine(station, batch, line_config, driver_opts={"timeout_scale": line_config.timeout_scale})
+        engine.bus.subscribe(events.append)
+        # Both slots are scanned with the first device's label, as each asks for its scan.
+        engine.bus.subscribe(lambda e: engine.bind_label(e.slot, right) if isinstance(e, SlotStateChanged)
+                             and e.state == "waiting-label" else None)
+        engine.start()
+        engine.run_slot_queue("S1", [line.ports[0]]).join()
+        engine.run_slot_queue("S2", [line.ports[1]])
+        engine.finish()
+    waiting = [(e.slot, e.device_id) for e in events if isinstance(e, SlotStateChanged) and e.state == "waiting-label"]
+    assert waiting == [("S1", ids[0]), ("S2", ids[1])]
+    assert [(e.device_id, e.label) for e in of(DevicePassed, events)] == [(ids[0], right)]
+    [failed] = of(DeviceFailed, events)
+    assert (failed.device_id, failed.code, failed.reason) == (
+        ids[1], "label-mismatch", f"scanned label {right} does not match the manifest's label L-{ids[1][-6:]} "
+                                  f"for device {ids[1]}")
