@@ -38,11 +38,12 @@ from tests.engine.conftest import MODEL
 
 def run_line(cfg, slots: dict[str, list[str]], *, batch_id: str, expected: int | None = None,
              manifest: Path | None = None, standing_override: str | None = None,
-             prepare=lambda station: None, watch=lambda event: None, **line_changes):
+             prepare=lambda station: None, watch=lambda event: None, ready=lambda engine: None, **line_changes):
     """Run the engine over `slots` (slot -> ports, in order) with labels taken from the
     device ids (or `manifest`, with label_source="manifest"). `prepare(station)` runs on the
     opened station before the engine starts; `watch(event)` sees every event on the worker's
-    thread as it is published. Returns (engine, every event published)."""
+    thread as it is published; `ready(engine)` runs just before it starts.
+    Returns (engine, every event published)."""
     line = dataclasses.replace(cfg.line, **{"label_source": "device-id", **line_changes})
     events = []
     with open_station(cfg) as station:
@@ -52,6 +53,7 @@ def run_line(cfg, slots: dict[str, list[str]], *, batch_id: str, expected: int |
                         standing_override=standing_override)
         engine.bus.subscribe(events.append)
         engine.bus.subscribe(watch)
+        ready(engine)
         engine.start()
         for slot, ports in slots.items():
             engine.run_slot_queue(slot, ports)

@@ -102,7 +102,8 @@ def test_a_passing_device_is_reported_and_recorded_in_full(engine_config, tmp_pa
                                           fw_version=sim.identity.fw_version, state="blank")
     [passed] = of(DevicePassed, events)
     [outcome] = engine.outcomes
-    assert passed == DevicePassed(slot="S1", device_id=device_id, label=label, serial_hex=format(cert.serial_number, "x"),
+    assert passed == DevicePassed(slot="S1", device_id=device_id, label=label,
+                                  serial_hex=format(cert.serial_number, "x"),
                                   fingerprint_sha256=fingerprint, duration_s=outcome.duration_s)
     assert outcome == Outcome(slot="S1", port=port, passed=True, device_id=device_id, label=label,
                               serial=cert.serial_number, duration_s=passed.duration_s, took_unit=True)
@@ -130,7 +131,8 @@ def test_a_passing_device_is_reported_and_recorded_in_full(engine_config, tmp_pa
     assert (committed["batch_id"], committed["slot"], committed["device_id"]) == ("WO-FULL", "S1", device_id)
     assert json.loads(committed["data"]) == {
         "serial": format(cert.serial_number, "x"), "port": port, "cert": fingerprint,
-        "chain": hashlib.sha256(objects["chain"]).hexdigest(), "anchors": hashlib.sha256(objects["anchors"]).hexdigest(),
+        "chain": hashlib.sha256(objects["chain"]).hexdigest(),
+        "anchors": hashlib.sha256(objects["anchors"]).hexdigest(),
         "anchor_fingerprints": [c.fingerprint(hashes.SHA256()).hex()
                                 for c in x509.load_pem_x509_certificates(anchors.read_bytes())]}
     assert objects["anchors"] == anchors.read_bytes()
@@ -177,7 +179,8 @@ def test_a_device_refused_before_issue_has_no_serial_and_the_line_goes_on(engine
     assert engine.outcomes[0] == Outcome(slot="S1", port=port, passed=False, device_id=device_id, label=None,
                                          step="bind", reason=reason, duration_s=engine.outcomes[0].duration_s)
     assert len(engine.outcomes) == 2 and engine.halted is None
-    assert rows(engine_config, "select * from devices") == [] and rows(engine_config, "select * from certificates") == []
+    assert rows(engine_config, "select * from devices") == []
+    assert rows(engine_config, "select * from certificates") == []
 
 
 def test_a_lost_commit_answer_leaves_the_certificate_unknown_with_its_reason(engine_config, tmp_path):
@@ -250,15 +253,21 @@ def test_re_provisioning_is_refused_or_approved_naming_the_certificate_held(engi
         serial = format(first.outcomes[0].serial, "x")
         _, refused = run_line(engine_config, {"S1": line.ports}, batch_id="WO-R2")
         _, unapproved = run_line(engine_config, {"S1": line.ports}, batch_id="WO-R3", reprovision="supervisor")
-        approved, approving = run_line(engine_config, {"S1": line.ports}, batch_id="WO-R4",
-                                       reprovision="supervisor", standing_override="SUP-9")
+        _, overridden = run_line(engine_config, {"S1": line.ports}, batch_id="WO-R4", standing_override="SUP-8")
+        # A supervisor approves at the slot (the operator terminal's command), not for the run.
+        approved, approving = run_line(engine_config, {"S1": line.ports}, batch_id="WO-R5", reprovision="supervisor",
+                                       ready=lambda engine: engine.approve_override("S1", "SUP-9"))
     held = f"device {device_id} is already provisioned (certificate 0x{serial} already verified)"
     assert [(e.code, e.reason) for e in of(DeviceFailed, refused)] == [
         ("already-provisioned", f"{held}; re-provisioning is disabled ([line] reprovision = \"refuse\")")]
+    assert [(e.code, e.reason) for e in of(DeviceFailed, overridden)] == [
+        ("already-provisioned", f"{held}; re-provisioning is disabled ([line] reprovision = \"refuse\")")], \
+        "with re-provisioning disabled, no supervisor can approve it"
     assert [(e.code, e.reason) for e in of(DeviceFailed, unapproved)] == [
         ("already-provisioned", f"{held}; re-provisioning needs a supervisor override")]
     assert of(OverrideApproved, approving) == [OverrideApproved(
-        slot="S1", device_id=device_id, supervisor="SUP-9", what=f"re-provision: certificate 0x{serial} already verified")]
+        slot="S1", device_id=device_id, supervisor="SUP-9",
+        what=f"re-provision: certificate 0x{serial} already verified")]
     assert approved.outcomes[0].passed
 
 
@@ -290,27 +299,36 @@ def test_an_rsa_device_proves_possession_with_pkcs1_v15(engine_config, tmp_path,
         assert failed.reason.startswith(f"device on {port} failed PROVE integrity check: proof of possession failed")
 
 
-# -- the last write fails --------------------------------------------------------------------
+# -- the audit database refuses a write ------------------------------------------------------
+
+class WriteLockHolder:
+    """Another writer on the audit database: it takes the write lock as soon as an event
+    `when(event)` picks has been written, and holds it (longer than the station's busy timeout)
+    until the line halts. A watch for run_line."""
+
+    def __init__(self, path, when):
+        self.when = when
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    def __call__(self, event):
+        if self.when(event):
+            self.conn.execute("BEGIN EXCLUSIVE")
+        elif isinstance(event, IssuanceHalted) and self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
 
 def test_a_device_whose_pass_cannot_be_recorded_fails_and_halts_the_line(engine_config, tmp_path):
-    """Another writer holds the database's write lock from the end of the proof until the
-    line halts (longer than the busy timeout): the device's `passed` cannot be written. It
-    fails at "pass" with the database's words, the line halts with them, and the certificate,
-    verified on the device, is not turned undelivered: that refusal is itself recorded."""
-    blocker = sqlite3.connect(engine_config.audit.database, isolation_level=None, check_same_thread=False)
-
-    def hold_the_write_lock(event):
-        if isinstance(event, StepFinished) and event.step == "prove":
-            blocker.execute("BEGIN EXCLUSIVE")
-        elif isinstance(event, IssuanceHalted) and blocker.in_transaction:
-            blocker.execute("ROLLBACK")
-
+    """The device's `passed` cannot be written: it fails at "pass" with the database's words,
+    the line halts with them, and the certificate, verified on the device, is not turned
+    undelivered: that refusal is itself recorded."""
+    holder = WriteLockHolder(engine_config.audit.database,
+                             lambda e: isinstance(e, StepFinished) and e.step == "prove")
     try:
         with SimulatedLine(1, tmp_path / "devices", keygen_ms=20, model=MODEL) as line:
             device_id, port = line.devices[0].identity.device_id, line.ports[0]
-            engine, events = run_line(engine_config, {"S1": line.ports}, batch_id="WO-LAST", watch=hold_the_write_lock)
+            engine, events = run_line(engine_config, {"S1": line.ports}, batch_id="WO-LAST", watch=holder)
     finally:
-        blocker.close()
+        holder.conn.close()
     [record] = rows(engine_config, "select serial, status from certificates where device_id = ?", device_id)
     [halted] = of(IssuanceHalted, events)
     assert engine.halted == halted.reason and "locked" in halted.reason
@@ -323,9 +341,10 @@ def test_a_device_whose_pass_cannot_be_recorded_fails_and_halts_the_line(engine_
                                        duration_s=failed.duration_s, took_unit=True)]
     assert not of(DevicePassed, events) and record["status"] == "verified"
     [refused] = rows(engine_config, "select batch_id, slot, device_id, data from events where kind = 'record-refused'")
-    assert {**refused, "data": json.loads(refused["data"])} == {"batch_id": "WO-LAST", "slot": "S1", "device_id": device_id,
-        "data": {"reason": f"certificate 0x{record['serial']} is verified; it cannot become undelivered", "step": "pass"}}
-
+    assert {**refused, "data": json.loads(refused["data"])} == {
+        "batch_id": "WO-LAST", "slot": "S1", "device_id": device_id,
+        "data": {"reason": f"certificate 0x{record['serial']} is verified; it cannot become undelivered",
+                 "step": "pass"}}
 
 
 def test_a_slot_waiting_for_a_scan_names_its_device_and_the_scan_is_checked_against_the_manifest(
@@ -355,3 +374,24 @@ def test_a_slot_waiting_for_a_scan_names_its_device_and_the_scan_is_checked_agai
     assert (failed.device_id, failed.code, failed.reason) == (
         ids[1], "label-mismatch", f"scanned label {right} does not match the manifest's label L-{ids[1][-6:]} "
                                   f"for device {ids[1]}")
+
+
+def test_a_failure_that_cannot_be_recorded_halts_the_line(engine_config, tmp_path):
+    """The proof failed, and the database refuses the failure's records: the line halts
+    saying so, and nothing is recorded as undelivered or failed (crash recovery's business)."""
+    holder = WriteLockHolder(engine_config.audit.database, lambda e: isinstance(e, StepFinished) and not e.ok)
+    try:
+        with SimulatedLine(2, tmp_path / "devices", keygen_ms=20, model=MODEL, faults={0: ["bad-proof"]}) as line:
+            device_id = line.devices[0].identity.device_id
+            engine, events = run_line(engine_config, {"S1": line.ports}, batch_id="WO-REC", watch=holder)
+    finally:
+        holder.conn.close()
+    [halted] = of(IssuanceHalted, events)
+    assert engine.halted == halted.reason
+    assert halted.reason.startswith("audit database write failed while recording a failure: ") and \
+        "locked" in halted.reason
+    assert [(e.device_id, e.step) for e in of(DeviceFailed, events)] == [(device_id, "prove")]
+    assert len(engine.outcomes) == 1, "a halted line starts no other device"
+    [record] = rows(engine_config, "select status from certificates where device_id = ?", device_id)
+    [device] = rows(engine_config, "select state from devices where device_id = ?", device_id)
+    assert (record["status"], device["state"]) == ("delivered", "in-flight")
