@@ -269,6 +269,21 @@ def test_re_provisioning_is_refused_or_approved_naming_the_certificate_held(engi
         slot="S1", device_id=device_id, supervisor="SUP-9",
         what=f"re-provision: certificate 0x{serial} already verified")]
     assert approved.outcomes[0].passed
+    # The refusals rewrote nothing: a refused device keeps the record it had.
+    assert [e["to"] for e in (json.loads(r["data"]) for r in rows(
+        engine_config, "select data from events where kind = 'device-state-changed' and device_id = ?", device_id))
+    ] == ["passed", "passed"]
+
+
+def test_a_full_work_order_refuses_the_next_device_by_name(engine_config, tmp_path):
+    with SimulatedLine(2, tmp_path / "devices", keygen_ms=20, model=MODEL) as line:
+        second = line.devices[1].identity.device_id
+        engine, events = run_line(engine_config, {"S1": line.ports}, batch_id="WO-ONE", expected=1)
+    assert [o.passed for o in engine.outcomes] == [True, False]
+    [failed] = of(DeviceFailed, events)
+    assert (failed.device_id, failed.step, failed.code, failed.reason) == (
+        second, "bind", "batch-complete", f"batch WO-ONE already has its 1 device(s) passed or in progress; "
+                                          f"device {second} belongs to another work order")
 
 
 # -- RSA device keys -------------------------------------------------------------------------
@@ -339,6 +354,7 @@ def test_a_device_whose_pass_cannot_be_recorded_fails_and_halts_the_line(engine_
     assert engine.outcomes == [Outcome(slot="S1", port=port, passed=False, device_id=device_id, label=device_id,
                                        step="pass", reason=reason, serial=int(record["serial"], 16),
                                        duration_s=failed.duration_s, took_unit=True)]
+    assert failed.duration_s > 0, "the device's time, start to the failed write"
     assert not of(DevicePassed, events) and record["status"] == "verified"
     [refused] = rows(engine_config, "select batch_id, slot, device_id, data from events where kind = 'record-refused'")
     assert {**refused, "data": json.loads(refused["data"])} == {
