@@ -31,7 +31,8 @@ from station.engine.events import (DeviceFailed, DeviceIdentified, DevicePassed,
 from station.engine.pipeline import Outcome
 from station.sim import SimulatedLine
 from tests.engine.conftest import MODEL, write_manifest
-from tests.engine.test_pipeline_checks import of, run_line, unchecked_families  # noqa: F401 (a fixture)
+from tests.engine.test_pipeline_checks import SEED, of, provisioned_elsewhere, run_line
+from tests.engine.test_pipeline_checks import unchecked_families  # noqa: F401 (a fixture)
 
 STEPS = ["identify", "bind", "keygen", "issue", "write", "commit", "prove"]
 
@@ -273,6 +274,16 @@ def test_re_provisioning_is_refused_or_approved_naming_the_certificate_held(engi
     assert [e["to"] for e in (json.loads(r["data"]) for r in rows(
         engine_config, "select data from events where kind = 'device-state-changed' and device_id = ?", device_id))
     ] == ["passed", "passed"]
+
+
+def test_a_device_provisioned_elsewhere_is_refused_in_so_many_words(engine_config, tmp_path):
+    provisioned_elsewhere(tmp_path / "devices")
+    with SimulatedLine(1, tmp_path / "devices", keygen_ms=20, model=MODEL, seed=SEED) as line:
+        device_id = line.devices[0].identity.device_id
+        _, events = run_line(engine_config, {"S1": line.ports}, batch_id="WO-ELSE")
+    assert [(e.code, e.reason) for e in of(DeviceFailed, events)] == [(
+        "already-provisioned", f"device {device_id} is already provisioned (device reports a certificate this "
+                               f"station never issued); re-provisioning is disabled ([line] reprovision = \"refuse\")")]
 
 
 def test_a_full_work_order_refuses_the_next_device_by_name(engine_config, tmp_path):
