@@ -27,7 +27,7 @@ from station.boot import open_station
 from station.drivers import registry
 from station.drivers.base import CommitReceipt
 from station.drivers.cip import CipDriver
-from station.engine.batch import Batch
+from station.engine.batch import Batch, Manifest
 from station.engine.engine import Engine
 from station.engine.events import DeviceFailed, DevicePassed, OverrideApproved
 from station.sim import SimulatedLine
@@ -37,19 +37,23 @@ from tests.engine.conftest import MODEL
 
 
 def run_line(cfg, slots: dict[str, list[str]], *, batch_id: str, expected: int | None = None,
-             prepare=lambda station: None, watch=lambda event: None, **line_changes):
+             manifest: Path | None = None, standing_override: str | None = None,
+             prepare=lambda station: None, watch=lambda event: None, ready=lambda engine: None, **line_changes):
     """Run the engine over `slots` (slot -> ports, in order) with labels taken from the
-    device ids. `prepare(station)` runs on the opened station before the engine starts;
-    `watch(event)` sees every event on the worker's thread as it is published.
+    device ids (or `manifest`, with label_source="manifest"). `prepare(station)` runs on the
+    opened station before the engine starts; `watch(event)` sees every event on the worker's
+    thread as it is published; `ready(engine)` runs just before it starts.
     Returns (engine, every event published)."""
     line = dataclasses.replace(cfg.line, **{"label_source": "device-id", **line_changes})
     events = []
     with open_station(cfg) as station:
         prepare(station)
-        engine = Engine(station, Batch(batch_id, MODEL, "op", expected=expected), line,
-                        driver_opts={"timeout_scale": line.timeout_scale})
+        batch = Batch(batch_id, MODEL, "op", expected=expected, manifest=Manifest.load(manifest) if manifest else None)
+        engine = Engine(station, batch, line, driver_opts={"timeout_scale": line.timeout_scale},
+                        standing_override=standing_override)
         engine.bus.subscribe(events.append)
         engine.bus.subscribe(watch)
+        ready(engine)
         engine.start()
         for slot, ports in slots.items():
             engine.run_slot_queue(slot, ports)
