@@ -88,7 +88,6 @@ class DevicePipeline:
         self.identity: DeviceIdentity | None = None
         self.label: str | None = None
         self.issued: IssuedCertificate | None = None
-        self.delivered = False
         self.bound = False  # the device's record was taken for this attempt (state in-flight)
         self.commit_unknown = False  # the COMMIT's outcome is not known (settled at next contact)
         self.took_unit = False  # counts against the batch's expected count
@@ -201,7 +200,12 @@ class DevicePipeline:
         stored = None
         if identity.state == "provisioned":
             digest = self.driver.stored().hashes.get("cert")
-            stored = digest.hex() if digest else None
+            if not digest:
+                # A provisioned device holds a certificate by definition (COMMIT stores one):
+                # one that names none cannot be judged, so it is refused, never provisioned anew.
+                raise DeviceIntegrityError("STORED", "the device says it is provisioned but reports no "
+                                           "stored certificate", port=self.port)
+            stored = digest.hex()
         if any(c["status"] in (st.UNKNOWN, st.DELIVERED)
                for c in self.audit.certificates_for_device(identity.device_id)):
             self.audit.settle_stored(identity.device_id, stored)
@@ -273,7 +277,6 @@ class DevicePipeline:
             # before LOCK or PASS makes it durable in any case.
             self.audit.set_certificate_status(self.issued.serial, st.DELIVERED, reason=f"committed on {self.port}",
                                               durable=False)
-            self.delivered = True
             # What the device now holds, object by object: the chain of custody QA exports. An
             # object the driver sent in another form (the compact extension's DER chain) is
             # recorded as held, with the hash of the form the station gave beside it.

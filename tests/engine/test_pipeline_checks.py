@@ -220,3 +220,29 @@ def test_a_device_that_failed_its_proof_is_not_provisioned_and_is_provisioned_af
     assert format(held.serial_number, "x") == passed.serial_hex
     assert device_state(engine_config, device_id) == "passed"
     assert verify(engine_config.audit.database).ok
+
+
+class StoredCertUnreportedDriver(CipDriver):
+    """The real cip driver, but its device's report of what it stores lacks the certificate."""
+
+    def stored(self) -> CommitReceipt:
+        receipt = super().stored()
+        return CommitReceipt(hashes={k: v for k, v in receipt.hashes.items() if k != "cert"})
+
+
+def test_a_provisioned_device_that_names_no_certificate_is_refused_at_bind(engine_config, tmp_path, monkeypatch):
+    monkeypatch.setitem(registry._FAMILIES, "cip-stored-unreported", f"{__name__}:StoredCertUnreportedDriver")
+    with SimulatedLine(1, tmp_path / "devices", keygen_ms=20, model=MODEL) as line:
+        device_id = line.devices[0].identity.device_id
+        run_line(engine_config, {"S1": [line.ports[0]]}, batch_id="WO-S1")
+        # Even with re-provisioning approved, a device that cannot say what it holds is refused.
+        engine, events = run_line(engine_config, {"S1": [line.ports[0]]}, batch_id="WO-S2",
+                                  family="cip-stored-unreported", reprovision="supervisor",
+                                  standing_override="sup-1")
+    [failure] = of(DeviceFailed, events)
+    assert (failure.device_id, failure.step) == (device_id, "bind")
+    assert "says it is provisioned but reports no stored certificate" in failure.reason
+    assert not of(DevicePassed, events) and not of(OverrideApproved, events)
+    assert [o.took_unit for o in engine.outcomes] == [False]
+    assert certificates(engine_config, device_id) == [("verified", "proof of possession verified")]
+    assert device_state(engine_config, device_id) == "passed"
