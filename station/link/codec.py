@@ -469,7 +469,9 @@ def der_certificates(data: bytes) -> list[bytes]:
             raise ValueError(f"no whole DER value at offset {pos} ({exc})") from None
         if (klass, tag) != (0, 16):  # universal SEQUENCE, as every certificate is
             raise ValueError(f"no DER SEQUENCE at offset {pos}")
-        size = len(header) + len(content) + len(trailer)
+        if trailer:  # the parser also reads BER's indefinite length; a certificate is DER
+            raise ValueError(f"indefinite length at offset {pos}: not DER")
+        size = len(header) + len(content)
         out.append(data[pos:pos + size])
         pos += size
     if not out:
