@@ -224,3 +224,11 @@ def test_an_intact_report_counts_everything_it_checked(good, audit_key):
         assert checked.summary() == (f"audit intact: {head['id']} events, {count} checkpoints "
                                      f"({signatures}), 3 certificates; head event {head['id']} "
                                      f"{head['hash']}")
+
+
+def test_a_certificate_issued_again_names_the_move(good, audit_key):
+    serial = serial_of(good, "D1")  # verified
+    with tamper(good) as conn:
+        eid = append_forged(conn, "certificate-issued", {"serial": serial, "status": "issued"})
+    named(bad(good, audit_key), "events", eid, f"event {eid}: certificate 0x{serial} moves from "
+          "verified to issued, which the station never does (forged?)")
