@@ -232,7 +232,7 @@ def _check_checkpoints(checkpoints, seen, written, head_id, public_key, report) 
         if last <= previous_cover:
             raise _Bad("checkpoints", cid, f"checkpoint {cid}: covers event {last}, not after "
                        f"checkpoint {cid - 1} (reordered?)")
-        if last > head_id or last + 1 not in seen:
+        if last + 1 not in seen:  # `seen` holds no event past the head
             raise _Bad("checkpoints", cid, f"events after checkpoint {cid} deleted: it covers "
                        f"event {last} and is recorded by event {last + 1}, but the log ends at "
                        f"event {head_id} (truncated?)")

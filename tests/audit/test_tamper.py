@@ -240,6 +240,7 @@ def test_deleting_a_middle_checkpoint_is_detected(good, audit_key):
     with tamper(good) as conn:
         conn.execute("DELETE FROM checkpoints WHERE id = 2")
     report = bad(good, audit_key)
+    assert (report.first_bad_table, report.first_bad_row) == ("checkpoints", 2)
     assert report.reason == "checkpoint 2 missing (deleted?)"
 
 

@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from station.audit import AuditUnreadable, verify
+from station.audit import AuditDB, AuditUnreadable, verify
 from station.audit.checkpoint import key_id
 from tests.audit.conftest import STATION
 from tests.audit.test_tamper import bad, checkpoints, plain, rechain, tamper  # noqa: F401
@@ -232,3 +232,22 @@ def test_a_certificate_issued_again_names_the_move(good, audit_key):
         eid = append_forged(conn, "certificate-issued", {"serial": serial, "status": "issued"})
     named(bad(good, audit_key), "events", eid, f"event {eid}: certificate 0x{serial} moves from "
           "verified to issued, which the station never does (forged?)")
+
+
+def test_a_checkpoint_of_the_empty_log_signs_the_genesis_value(db_path, audit_key):
+    """A checkpoint written before the first event covers event 0, whose hash is the genesis
+    value."""
+    with AuditDB.open(db_path, station_id=STATION) as db:
+        db.set_checkpoint_signer(audit_key)
+        db.checkpoint()
+        db.log_event("scan")
+    report = verify(db_path, audit_key.public_key())
+    assert report.ok, report.reason
+    assert (checkpoints(db_path)[0]["last_event_id"], report.checkpoints_checked) == (0, 1)
+
+
+def test_a_checkpoint_before_the_log_is_out_of_order(plain, audit_key):
+    with tamper(plain) as conn:
+        conn.execute("UPDATE checkpoints SET last_event_id = -1 WHERE id = 1")
+    named(bad(plain, audit_key), "checkpoints", 1,
+          "checkpoint 1: covers event -1, not after checkpoint 0 (reordered?)")
