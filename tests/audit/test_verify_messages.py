@@ -27,7 +27,7 @@ def unreadable(path, key=None) -> str:
 
 
 def named(report, table, row, reason):
-    assert not report.ok
+    assert report.ok is False
     assert (report.first_bad_table, report.first_bad_row, report.reason) == (table, row, reason)
 
 
