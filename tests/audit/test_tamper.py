@@ -240,6 +240,7 @@ def test_deleting_a_middle_checkpoint_is_detected(good, audit_key):
     with tamper(good) as conn:
         conn.execute("DELETE FROM checkpoints WHERE id = 2")
     report = bad(good, audit_key)
+    assert (report.first_bad_table, report.first_bad_row) == ("checkpoints", 2)
     assert report.reason == "checkpoint 2 missing (deleted?)"
 
 
@@ -297,7 +298,7 @@ def test_certificate_row_inserted_outside_the_station_is_named(good, audit_key):
                      "status, reserved_at, updated_at) VALUES ('abc', ?, ?, 'CN=x', "
                      "'delivered', 'x', 'x')", ("ef" * 32, STATION))
     report = bad(good, audit_key)
-    assert report.first_bad_row == "abc"
+    assert (report.first_bad_table, report.first_bad_row) == ("certificates", "abc")
     assert report.reason == "certificate 0xabc: not in the log (inserted outside the station?)"
 
 

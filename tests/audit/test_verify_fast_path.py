@@ -7,9 +7,12 @@ documented encoding gives, so the only thing under test is how verify recomputes
 """
 from __future__ import annotations
 
+import importlib
+import json
+
 import pytest
 
-from station.audit import verify
+from station.audit import AuditDB, verify
 from station.audit.chain import event_hash, utc_timestamp
 from tests.audit.conftest import STATION
 from tests.audit.test_tamper import bad, tamper
@@ -82,3 +85,24 @@ def test_data_that_is_not_a_json_object_is_named(good, audit_key, data, reason):
     report = bad(good, audit_key)
     assert (report.first_bad_table, report.first_bad_row) == ("events", eid)
     assert report.reason == f"event {eid}: {reason}"
+
+
+def test_a_device_step_row_is_hashed_by_the_template_not_the_general_encoder(db_path, monkeypatch):
+    """The rows a line writes most (every column set, nothing to escape) must take the
+    template and the JSON scanner: a fast path that quietly stopped applying would leave verify
+    correct but slow."""
+    with AuditDB.open(db_path, station_id=STATION) as db:
+        for n in range(3):
+            db.log_event("step-finished", operator="op7", batch_id="WO-9", slot=str(n),
+                         device_id=f"D{n}", data={"step": "write", "detail": 'a "quoted" é'})
+
+    def general_encoder(row):
+        raise AssertionError(f"event {row['id']} took the general encoder")
+
+    # station.audit re-exports the function verify under the module's name.
+    monkeypatch.setattr(importlib.import_module("station.audit.verify"), "event_hash",
+                        general_encoder)
+    # Nor does its data need json.loads: the scanner alone reads it.
+    monkeypatch.setattr(json, "loads", general_encoder)
+    report = verify(db_path)
+    assert report.ok and report.events_checked == 3
