@@ -251,10 +251,13 @@ class AuditDB(CheckpointRecords, BatchRecords, DeviceRecords, CertificateRecords
                                    f"written: {self._deferred_lost}")
 
     def _wake_committer(self) -> None:
-        if self._committer is None:
-            self._committer = threading.Thread(target=self._commit_deferred, daemon=True,
-                                               name="audit-committer")
-            self._committer.start()
+        # Deferred events call this without the connection lock: the thread is started once,
+        # under a lock, however many slots defer their first event at the same moment.
+        with self._arrivals_lock:
+            if self._committer is None:
+                self._committer = threading.Thread(target=self._commit_deferred, daemon=True,
+                                                   name="audit-committer")
+                self._committer.start()
         self._commit_wanted.set()
 
     def _commit_deferred(self) -> None:
