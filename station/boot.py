@@ -81,7 +81,8 @@ def open_station(cfg: StationConfig, *, pin: str | None = None) -> OpenStation:
     try:
         ca = open_ca(cfg, token)
         audit = AuditDB.open(cfg.audit.database, station_id=cfg.station_id,
-                             checkpoint_every=cfg.audit.checkpoint_every)
+                             checkpoint_every=cfg.audit.checkpoint_every,
+                             busy_timeout=cfg.audit.busy_timeout_ms / 1000)
     except BaseException:
         token.close()
         raise

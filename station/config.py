@@ -104,6 +104,9 @@ class AuditConfig:
     issuing CA chain: what `station audit verify --trust-anchor ROOT.pem` validates."""
     checkpoint_every: int = 1000
     """Write a signed checkpoint every this many events (and at each batch close)."""
+    busy_timeout_ms: int = 10000
+    """How long a write waits for another process's lock on the database before it fails
+    (and the line halts saying so): a shared or slow disk may need longer, tests shorter."""
 
 
 @dataclass(frozen=True)
@@ -467,6 +470,7 @@ def load_config(path: Path | str) -> StationConfig:
         public_key=a.path("public_key", None),
         certificate=a.path("certificate", None),
         checkpoint_every=a.positive("checkpoint_every", 1000),
+        busy_timeout_ms=a.positive("busy_timeout_ms", 10000, maximum=600000),
     )
     a.done()
 

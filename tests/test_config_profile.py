@@ -1,4 +1,4 @@
-"""Loading [profile] and [policy]: the bounds that keep a bad value from reaching issuance, each
+"""Loading [profile], [policy] and [audit]: the bounds that keep a bad value from reaching issuance, each
 error naming the file and the key; and the configuration model importing no issuing code."""
 from __future__ import annotations
 
@@ -64,3 +64,12 @@ def test_the_configuration_model_imports_no_issuing_code():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "['station.errors']"
+
+
+@pytest.mark.parametrize("value", [0, -5, 600001, '"10s"'])
+def test_an_audit_busy_timeout_out_of_range_is_refused_at_load(tmp_path, value):
+    _refused(tmp_path, "busy_timeout_ms = 10000", f"busy_timeout_ms = {value}", "[audit] busy_timeout_ms")
+
+
+def test_an_audit_busy_timeout_loads(tmp_path):
+    assert _load(tmp_path, "busy_timeout_ms = 10000", "busy_timeout_ms = 250").audit.busy_timeout_ms == 250

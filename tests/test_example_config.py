@@ -47,6 +47,7 @@ def test_example_values_are_the_documented_defaults():
     assert (cfg.profile.country, cfg.profile.state, cfg.profile.dn_qualifier) == (None, None, None)
     assert cfg.policy == PolicyConfig()
     assert cfg.audit.checkpoint_every == AuditConfig.checkpoint_every == 1000
+    assert cfg.audit.busy_timeout_ms == AuditConfig.busy_timeout_ms == 10000
     assert cfg.line == LineConfig()
     assert (cfg.ui, cfg.scan) == (UiConfig(), ScanConfig())
 

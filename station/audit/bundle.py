@@ -198,7 +198,8 @@ def export_from_station(cfg, selection: Selection, out_path: Path) -> BundleWrit
                               "bundle's manifest is signed with it")
         signer = HsmEcPrivateKey(token, cfg.hsm.audit_key_label)
         with AuditDB.open(cfg.audit.database, station_id=cfg.station_id,
-                          checkpoint_every=cfg.audit.checkpoint_every) as audit:
+                          checkpoint_every=cfg.audit.checkpoint_every,
+                          busy_timeout=cfg.audit.busy_timeout_ms / 1000) as audit:
             try:
                 with reading(cfg.audit.database) as conn:
                     event_range(conn, selection)

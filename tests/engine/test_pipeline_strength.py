@@ -343,10 +343,25 @@ class WriteLockHolder:
             self.conn.execute("ROLLBACK")
 
 
+def short_lock_wait(cfg):
+    """`cfg` with a 300 ms busy timeout: the lock holder below never lets go, so each of
+    these runs would otherwise wait out the default 10 s before the write fails."""
+    return dataclasses.replace(cfg, audit=dataclasses.replace(cfg.audit, busy_timeout_ms=300))
+
+
+def test_the_configured_busy_timeout_is_the_one_the_station_waits(engine_config):
+    """[audit] busy_timeout_ms reaches the audit database's connection (SQLite reports it in ms)."""
+    with open_station(short_lock_wait(engine_config)) as station:
+        assert station.audit._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 300
+    with open_station(engine_config) as station:
+        assert station.audit._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
+
+
 def test_a_device_whose_pass_cannot_be_recorded_fails_and_halts_the_line(engine_config, tmp_path):
     """The device's `passed` cannot be written: it fails at "pass" with the database's words,
     the line halts with them, and the certificate, verified on the device, is not turned
     undelivered: that refusal is itself recorded."""
+    engine_config = short_lock_wait(engine_config)
     holder = WriteLockHolder(engine_config.audit.database,
                              lambda e: isinstance(e, StepFinished) and e.step == "prove")
     try:
@@ -406,6 +421,7 @@ def test_a_slot_waiting_for_a_scan_names_its_device_and_the_scan_is_checked_agai
 def test_a_failure_that_cannot_be_recorded_halts_the_line(engine_config, tmp_path):
     """The proof failed, and the database refuses the failure's records: the line halts
     saying so, and nothing is recorded as undelivered or failed (crash recovery's business)."""
+    engine_config = short_lock_wait(engine_config)
     holder = WriteLockHolder(engine_config.audit.database, lambda e: isinstance(e, StepFinished) and not e.ok)
     try:
         with SimulatedLine(2, tmp_path / "devices", keygen_ms=20, model=MODEL, faults={0: ["bad-proof"]}) as line:
