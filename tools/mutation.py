@@ -48,7 +48,7 @@ TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
     # settings and fail for that reason alone.
     "verify": ("station/audit/verify.py", ("tests/audit/test_tamper.py", "tests/audit/test_verify_strength.py",
                                             "tests/audit/test_verify_fast_path.py", "tests/audit/test_verify_messages.py",
-                                            "tests/audit/test_database.py")),
+                                            "tests/audit/test_verify_read_only.py", "tests/audit/test_database.py")),
     "policy": ("station/policy.py", ("tests/ca/test_policy_edges.py", "tests/ca/test_policy_requests.py",
                                       "tests/ca/test_policy_strength.py", "tests/ca/test_refusals.py",
                                       "tests/ca/test_issuance.py")),
