@@ -63,9 +63,11 @@ TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
                                                  "tests/engine/test_pipeline_checks.py", "tests/engine/test_faults.py",
                                                  "tests/engine/test_rules.py", "tests/engine/test_identity.py",
                                                  "tests/engine/test_line.py", "tests/engine/test_mixed_faults.py",
+                                                 "tests/engine/test_durability.py", "tests/engine/test_line_rate.py",
                                                  "tests/ca/test_hsm_failure.py",
                                                  "--deselect=tests/engine/test_identity.py::"
                                                  "test_a_second_station_run_on_a_live_batch_is_refused")),
+    "proof": ("station/proof.py", ("tests/engine/test_proof.py", "tests/engine/test_pipeline_checks.py")),
     "hsm": ("hsm", ("tests/ca/test_token.py", "tests/ca/test_issuance.py", "tests/ca/test_hsm_failure.py",
                     "tests/ca/test_hsm_strength.py", "tests/ca/test_keys.py", "tests/ca/test_ca_import.py",
                     "tests/ca/test_token_lookup.py")),

@@ -16,9 +16,8 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from station.conformance.runner import Bench, BoardUntestable, Case, CaseFailed, CaseSkipped
@@ -31,6 +30,7 @@ from station.link.codec import (
     sha256_b64,
 )
 from station.link.errors import DeviceRefused, DeviceTimeout, FrameTooLong
+from station.proof import proof_failure
 
 
 @contextmanager
@@ -305,15 +305,8 @@ def prove(bench: Bench) -> None:
     nonce = os.urandom(32)
     with _session(bench) as (session, _):
         signature = session.download(session.request(Verb.PROVE, nonce.hex()), "sig", "PROVE")
-    key = cert.public_key()
-    try:
-        if isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, nonce, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            key.verify(signature, nonce, ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError):
-        raise CaseFailed("PROVE signature does not verify with the committed certificate's "
-                         "key") from None
+    if proof_failure(cert.public_key(), nonce, signature) is not None:
+        raise CaseFailed("PROVE signature does not verify with the committed certificate's key")
 
 
 def lock(bench: Bench) -> None:
@@ -384,10 +377,8 @@ def compact_sign(bench: Bench) -> None:
     with _compact(bench) as (session, _):
         answer = session.request(Verb.SIGN, base64.b64encode(nonce).decode())
         signature = session.inline(answer, "sig", "SIGN")
-    try:
-        cert.public_key().verify(signature, nonce, ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError, TypeError):
-        raise CaseFailed("SIGN's signature does not verify with the committed key") from None
+    if proof_failure(cert.public_key(), nonce, signature) is not None:
+        raise CaseFailed("SIGN's signature does not verify with the committed key")
 
 
 def _offered_rates(identity: DeviceIdentity, bench: Bench) -> list[int]:

@@ -18,10 +18,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-
 from hsm.errors import HSMError
 from station.audit import AuditWriteFailed
 from station.audit import statuses as st
@@ -34,6 +30,7 @@ from station.errors import PolicyRefusal, StationError
 from station.issuance import IssuedCertificate
 from station.link.errors import DeviceDisconnected, DeviceIntegrityError, DeviceProtocolError, DeviceTimeout
 from station.profile import DeviceRef
+from station.proof import proof_failure
 
 # A COMMIT that failed in one of these ways may or may not have been carried out (the request
 # may have arrived and only the answer been lost): the certificate's fate is unknown until the
@@ -293,19 +290,9 @@ class DevicePipeline:
         with self.step("prove"):
             nonce = os.urandom(32)
             signature = self.driver.prove(nonce)
-            public_key = self.issued.certificate.public_key()
-            try:
-                if isinstance(public_key, ec.EllipticCurvePublicKey):
-                    public_key.verify(signature, nonce, ec.ECDSA(hashes.SHA256()))
-                elif isinstance(public_key, rsa.RSAPublicKey):
-                    public_key.verify(signature, nonce, padding.PKCS1v15(), hashes.SHA256())
-                else:
-                    raise DeviceIntegrityError("PROVE", "proof of possession is not defined for this key type",
-                                               port=self.port)
-            except (InvalidSignature, ValueError):
-                raise DeviceIntegrityError("PROVE", "proof of possession failed: the device's signature over the "
-                                           "station's nonce does not verify with the certificate's key",
-                                           port=self.port) from None
+            failure = proof_failure(self.issued.certificate.public_key(), nonce, signature)
+            if failure is not None:
+                raise DeviceIntegrityError("PROVE", failure, port=self.port)
             # Durable before an irreversible LOCK; otherwise the durable `device-passed` that
             # follows makes it durable before the operator sees PASS.
             self.audit.set_certificate_status(self.issued.serial, st.VERIFIED, reason="proof of possession verified",
