@@ -59,7 +59,7 @@ class SlotHost(Protocol):
 class StepFailed(Exception):
     """Ends the pipeline: `step` failed for `reason` (code: a stable tag for the audit)."""
 
-    def __init__(self, step: str, reason: str, code: str = ""):
+    def __init__(self, step: str, reason: str, code: str):
         super().__init__(reason)
         self.step, self.reason, self.code = step, reason, code
 
