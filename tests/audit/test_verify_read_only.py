@@ -86,3 +86,31 @@ def test_a_copy_whose_wal_holds_recent_events_is_refused_not_read_stale(tmp_path
             attempt()
         assert str(refused.value) == (f"cannot open {copy} read-only: its audit.db-wal holds recent events "
                                       "and the directory is not writable; copy both files to a writable directory")
+
+
+def test_a_wal_of_a_single_byte_is_refused_too(good, tmp_path):
+    # Whatever a non-empty -wal holds, reading the file as immutable would ignore it.
+    copy = copy_of(good, tmp_path / "media", wal=b"\0")
+    without_shm(copy)
+    with pytest.raises(AuditUnreadable, match="its audit.db-wal holds recent events"):
+        open_read_only(copy)
+
+
+def test_the_ordinary_connection_is_read_only_too(good):
+    # The common case (a writable directory): `mode=ro`, so not even a bug in verify or an
+    # export could change the database it reads.
+    conn = open_read_only(good)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="attempt to write a readonly database"):
+            conn.execute("DELETE FROM events")
+    finally:
+        conn.close()
+    assert verify(good).ok
+
+
+def test_a_database_that_is_not_there_is_refused_by_name(tmp_path):
+    # open_read_only is also what the exports call, which do not check the path first.
+    path = tmp_path / "gone" / "audit.db"
+    with pytest.raises(AuditUnreadable) as refused:
+        open_read_only(path)
+    assert str(refused.value) == f"cannot open audit database {path}: unable to open database file"
