@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import sqlite3
 from pathlib import Path
 from typing import ClassVar
@@ -118,8 +119,8 @@ def unchecked_families(monkeypatch):
 def test_the_pipeline_compares_commit_hashes_whatever_the_driver_does(engine_config, tmp_path, unchecked_families,
                                                                         family, fault, shown):
     with SimulatedLine(2, tmp_path / "devices", keygen_ms=20, model=MODEL, faults=fault) as line:
-        ids = [d.identity.device_id for d in line.devices]
-        engine, events = run_line(engine_config, {"S1": [line.ports[0]], "S2": [line.ports[1]]},
+        ids, ports = [d.identity.device_id for d in line.devices], list(line.ports)
+        engine, events = run_line(engine_config, {"S1": [ports[0]], "S2": [ports[1]]},
                                   batch_id="WO-C", family=family)
     bad = [ids[0]] if fault else ids
     failed = {e.device_id: e for e in of(DeviceFailed, events)}
@@ -127,6 +128,17 @@ def test_the_pipeline_compares_commit_hashes_whatever_the_driver_does(engine_con
     assert [e.device_id for e in of(DevicePassed, events)] == [i for i in ids if i not in bad]
     for device_id, failure in failed.items():
         assert failure.step == "commit" and shown in failure.reason and "not what was sent" in failure.reason
+        # The reason names both hashes by their first 16 digits: what the device reported it
+        # stores (here, what its flash really holds) and what was sent.
+        db = sqlite3.connect(engine_config.audit.database)
+        [(pem,)] = db.execute("select cert_pem from certificates where device_id = ?", (device_id,)).fetchall()
+        db.close()
+        sent = hashlib.sha256(x509.load_pem_x509_certificate(pem.encode()).public_bytes(
+            serialization.Encoding.DER)).hexdigest()[:16]
+        held = DeviceStore(tmp_path / "devices" / device_id).objects.get("cert")
+        reported = hashlib.sha256(held).hexdigest()[:16] + "..." if fault else "nothing"
+        assert failure.reason == (f"device on {ports[ids.index(device_id)]} failed COMMIT integrity check: device stored cert with "
+                                  f"SHA-256 {reported}, not what was sent ({sent}...)")
         assert certificates(engine_config, device_id) == [("undelivered", f"commit: {failure.reason}")]
         assert device_state(engine_config, device_id) == "failed"
     assert (engine.batch.passed, engine.batch.failed) == (2 - len(bad), len(bad))
@@ -233,7 +245,7 @@ class StoredCertUnreportedDriver(CipDriver):
 def test_a_provisioned_device_that_names_no_certificate_is_refused_at_bind(engine_config, tmp_path, monkeypatch):
     monkeypatch.setitem(registry._FAMILIES, "cip-stored-unreported", f"{__name__}:StoredCertUnreportedDriver")
     with SimulatedLine(1, tmp_path / "devices", keygen_ms=20, model=MODEL) as line:
-        device_id = line.devices[0].identity.device_id
+        device_id, port = line.devices[0].identity.device_id, line.ports[0]
         run_line(engine_config, {"S1": [line.ports[0]]}, batch_id="WO-S1")
         # Even with re-provisioning approved, a device that cannot say what it holds is refused.
         engine, events = run_line(engine_config, {"S1": [line.ports[0]]}, batch_id="WO-S2",
@@ -241,7 +253,8 @@ def test_a_provisioned_device_that_names_no_certificate_is_refused_at_bind(engin
                                   standing_override="sup-1")
     [failure] = of(DeviceFailed, events)
     assert (failure.device_id, failure.step) == (device_id, "bind")
-    assert "says it is provisioned but reports no stored certificate" in failure.reason
+    assert failure.reason == (f"device on {port} failed STORED integrity check: the device says it is "
+                              "provisioned but reports no stored certificate")
     assert not of(DevicePassed, events) and not of(OverrideApproved, events)
     assert [o.took_unit for o in engine.outcomes] == [False]
     assert certificates(engine_config, device_id) == [("verified", "proof of possession verified")]
