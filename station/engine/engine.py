@@ -172,7 +172,9 @@ class Engine:
         self.bus.publish(SlotStateChanged(slot=slot, state="busy", device_id=device_id))
         return label
 
-    def override_for(self, slot: str, device_id: str) -> str | None:
+    def override_for(self, slot: str) -> str | None:
+        """The supervisor approving a re-provisioning at `slot`: one scanned for the device
+        now there (taken: it approves that device only), else the run's standing override."""
         commands = self._slot(slot)
         with commands.changed:
             supervisor, commands.override = commands.override, None
