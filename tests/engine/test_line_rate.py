@@ -30,6 +30,9 @@ def test_the_audit_records_each_device_s_line_rate_switched_or_fallen_back(engin
     db = sqlite3.connect(config.audit.database)
     recorded = {device: json.loads(data)["line"] for device, data in db.execute(
         "select device_id, data from events where kind = 'line-rate'")}
+    # Each in its slot (slots_for put device i in S{i+1}), as every event of a device is.
+    assert dict(db.execute("select device_id, slot from events where kind = 'line-rate'")) == \
+        {fast: "S1", fallen: "S2"}
     assert recorded[fast] == "921600"
     assert recorded[fallen].startswith("115200 (switch to 921600 failed: no valid answer at 921600")
 
