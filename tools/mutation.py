@@ -68,9 +68,13 @@ TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
                                                  "--deselect=tests/engine/test_identity.py::"
                                                  "test_a_second_station_run_on_a_live_batch_is_refused")),
     "proof": ("station/proof.py", ("tests/engine/test_proof.py", "tests/engine/test_pipeline_checks.py")),
+    # The station fixture builds its token in this process (init_station), so token set-up,
+    # login and the development CA are reached too; the anchor, CRL and AWS registration tests
+    # call the rest of hsm/ca.py and hsm/crl.py in-process.
     "hsm": ("hsm", ("tests/ca/test_token.py", "tests/ca/test_issuance.py", "tests/ca/test_hsm_failure.py",
                     "tests/ca/test_hsm_strength.py", "tests/ca/test_keys.py", "tests/ca/test_ca_import.py",
-                    "tests/ca/test_token_lookup.py")),
+                    "tests/ca/test_token_lookup.py", "tests/audit/test_anchor.py", "tests/audit/test_anchor_path.py",
+                    "tests/qa/test_revocation.py", "tests/aws/test_register_ca.py")),
 }
 
 
