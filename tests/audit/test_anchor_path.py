@@ -89,6 +89,63 @@ def test_a_path_length_constraint_is_enforced():
         validate_to_anchor(audit_leaf(second).cert, [second.cert, first.cert], root.cert)
 
 
+def test_the_issuer_is_found_among_the_intermediates_not_just_any_ca_the_anchor_certified():
+    root = Ca("Root")
+    unrelated = Ca("Unrelated", root)  # also certified by the anchor, but did not issue the leaf
+    issuing = Ca("Issuing", root)
+    leaf = audit_leaf(issuing)
+    assert validate_to_anchor(leaf.cert, [unrelated.cert, issuing.cert], root.cert) == [
+        leaf.cert, issuing.cert, root.cert]
+    with pytest.raises(CAError):
+        validate_to_anchor(leaf.cert, [unrelated.cert], root.cert)
+
+
+def test_the_refusal_names_the_certificate_where_the_path_breaks_and_its_issuer():
+    root, other = Ca("Root"), Ca("Other Root")
+    issuing = Ca("Issuing", other)
+    leaf = audit_leaf(issuing)
+    for intermediates, where, issuer in (([], "station-1 audit checkpoints", "Issuing"),
+                                         ([issuing.cert], "Issuing", "Other Root")):
+        with pytest.raises(CAError) as info:
+            validate_to_anchor(leaf.cert, intermediates, root.cert)
+        assert str(info.value) == (f"certificate 'CN={where}' does not chain to the trust anchor 'CN=Root' "
+                                   f"(issued by 'CN={issuer}', which is neither the anchor nor a CA it certified)")
+
+
+def chain_of(depth: int) -> tuple[Ca, list[Ca], Ca]:
+    """root <- I1 <- ... <- I{depth} <- audit leaf."""
+    root = Ca("Root")
+    intermediates = [Ca("I1", root)]
+    for n in range(2, depth + 1):
+        intermediates.append(Ca(f"I{n}", intermediates[-1]))
+    return root, intermediates, audit_leaf(intermediates[-1])
+
+
+def test_a_path_of_eight_intermediate_cas_is_followed_and_a_ninth_is_refused():
+    root, intermediates, leaf = chain_of(8)
+    path = validate_to_anchor(leaf.cert, [ca.cert for ca in intermediates], root.cert)
+    assert path == [leaf.cert, *[ca.cert for ca in reversed(intermediates)], root.cert]
+    root, intermediates, leaf = chain_of(9)
+    with pytest.raises(CAError) as info:
+        validate_to_anchor(leaf.cert, [ca.cert for ca in intermediates], root.cert)
+    assert str(info.value).startswith("certificate 'CN=I2' does not chain to the trust anchor 'CN=Root' "
+                                      "(issued by 'CN=I1',")
+
+
+def test_a_certificate_is_valid_from_its_first_second_to_its_last():
+    root = Ca("Root", days=(-10, 10))
+    issuing = Ca("Issuing", root, days=(-10, 10))
+    leaf = audit_leaf(issuing, days=(-1, 1))
+    chain = [issuing.cert]
+    start, end = leaf.cert.not_valid_before_utc, leaf.cert.not_valid_after_utc
+    for at in (start, end):
+        assert validate_to_anchor(leaf.cert, chain, root.cert, at=at)[0] == leaf.cert
+    for at in (start - dt.timedelta(seconds=1), end + dt.timedelta(seconds=1)):
+        with pytest.raises(CAError) as info:
+            validate_to_anchor(leaf.cert, chain, root.cert, at=at)
+        assert str(info.value) == f"certificate 'CN=station-1 audit checkpoints' is not valid at {at:%Y-%m-%d %H:%M} UTC"
+
+
 @pytest.mark.parametrize("kwargs,fragment", [
     ({"eku": None}, "no extendedKeyUsage"),
     ({"eku": [ExtendedKeyUsageOID.CLIENT_AUTH]}, "extendedKeyUsage must be"),

@@ -17,20 +17,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_ds
 from cryptography.x509.oid import SignatureAlgorithmOID
 from pkcs11 import Mechanism
 
-from hsm.ca import CertificateAuthority, create_development_ca
+from hsm.ca import CertificateAuthority
 from hsm.errors import HSMError, SigningFailed
 from hsm.signer import HsmEcPrivateKey, HsmRsaPrivateKey, signature_hash_for, signer_for
 from hsm.token import KeySpec
 from station.issuance import Issuer
 from tests.csr_factory import make_csr
-
-
-@pytest.fixture(scope="session")  # made once on the token: a second run of its set-up would be refused
-def p384_ca(station):
-    root, issuing = create_development_ca(
-        station.token, root_label="p384-root", issuing_label="p384-issuing", key_spec=KeySpec.parse("ec-p384"),
-        organization="Strength Test", country=None, root_cn="P-384 root", issuing_cn="P-384 issuing")
-    return CertificateAuthority(token=station.token, issuing_label="p384-issuing", chain=[issuing, root])
 
 
 def test_a_p384_ca_signs_every_certificate_with_sha384(station, p384_ca, device):
