@@ -75,7 +75,7 @@ TARGETS: dict[str, tuple[str, tuple[str, ...]]] = {
                     "tests/ca/test_hsm_strength.py", "tests/ca/test_keys.py", "tests/ca/test_ca_import.py",
                     "tests/ca/test_token_lookup.py", "tests/audit/test_anchor.py", "tests/audit/test_anchor_path.py",
                     "tests/qa/test_revocation.py", "tests/aws/test_register_ca.py", "tests/ca/test_ca_certificates.py",
-                    "tests/ca/test_softhsm_setup.py")),
+                    "tests/ca/test_softhsm_setup.py", "tests/ca/test_token_sessions.py")),
 }
 
 

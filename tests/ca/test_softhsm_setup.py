@@ -7,22 +7,24 @@ The real tool is run by the session's station fixture and by the first test belo
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from hsm import softhsm
 from hsm.errors import HSMError, TokenNotFound
-from hsm.token import KeySpec, Token
-from station.boot import module_path
+from hsm.token import KeySpec
 
 
 def open_fds() -> set[int]:
     return {int(fd) for fd in os.listdir("/proc/self/fd")}
 
 
-def test_a_token_initialised_here_opens_with_its_user_pin_and_leaks_no_descriptor(tmp_path, station_config):
+def test_a_token_initialised_here_is_listed_by_softhsm_and_no_descriptor_leaks(tmp_path):
     conf = tmp_path / "softhsm2.conf"
     softhsm.write_config(conf, tmp_path / "tokens")
     before = open_fds()
@@ -31,8 +33,12 @@ def test_a_token_initialised_here_opens_with_its_user_pin_and_leaks_no_descripto
     # process (its stdout is 1) was closed in their place.
     assert open_fds() == before
     os.fstat(1)
-    with Token(module_path(station_config.hsm), "setup-test", "user-pin-5678", softhsm_conf=conf) as token:
-        assert not token.has_key("anything")
+    # Listed by the tool, not opened here: a second configuration in this process would
+    # re-initialise the PKCS#11 library under the session's station (tests/ca/test_token_sessions.py).
+    slots = subprocess.run([shutil.which("softhsm2-util"), "--show-slots"], capture_output=True, text=True,
+                           env=dict(os.environ, SOFTHSM2_CONF=str(conf)), check=True).stdout
+    assert re.search(r"Label:\s+setup-test\s*$", slots, re.MULTILINE)
+    assert re.search(r"User PIN init\.:\s+yes", slots)
 
 
 def fake_tool(directory: Path, script: str, monkeypatch) -> None:
