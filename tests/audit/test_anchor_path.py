@@ -28,8 +28,9 @@ class Ca:
                    .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
                    .not_valid_before(NOW + dt.timedelta(days=days[0]))
                    .not_valid_after(NOW + dt.timedelta(days=days[1]))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
                    .add_extension(key_usage(*usage), critical=True))
+        if ca is not None:  # None: no basicConstraints at all
+            builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
         if eku is not None:
             builder = builder.add_extension(x509.ExtendedKeyUsage(eku), critical=False)
         self.cert = builder.sign(issuer.key, hashes.SHA256())
@@ -72,6 +73,14 @@ def test_an_issuer_that_is_not_a_ca_is_refused():
     leaf = audit_leaf(end_entity)
     with pytest.raises(CAError, match="'CN=Not a CA' issues certificates but is not a CA"):
         validate_to_anchor(leaf.cert, [end_entity.cert], root.cert)
+
+
+def test_an_issuer_without_basic_constraints_is_no_ca():
+    root = Ca("Root")
+    unmarked = Ca("Unmarked", root, ca=None)
+    with pytest.raises(CAError) as info:
+        validate_to_anchor(audit_leaf(unmarked).cert, [unmarked.cert], root.cert)
+    assert str(info.value) == "certificate 'CN=Unmarked' issues certificates but is not a CA (basicConstraints)"
 
 
 def test_an_issuer_without_key_cert_sign_is_refused():

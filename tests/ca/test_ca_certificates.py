@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID, NameOID
 
-from hsm.ca import (AUDIT_SIGNING_EKU, aws_verification_certificate, certify_audit_key, create_development_ca,
-                    create_issuing_csr, key_usage)
+from hsm.ca import (AUDIT_SIGNING_EKU, _KEY_USAGE_BITS, aws_verification_certificate, certify_audit_key,
+                    create_development_ca, create_issuing_csr, key_usage)
 from hsm.crl import Revoked, build_crl
 from hsm.errors import CAError, SigningFailed
 from hsm.token import KeySpec
@@ -71,19 +71,24 @@ def assert_back_dated_five_minutes(cert, window) -> None:
     assert before - FIVE_MINUTES <= cert.not_valid_before_utc <= after - FIVE_MINUTES
 
 
-@pytest.fixture(scope="session")  # made once on the session's token (a label cannot be made twice)
-def development_ca(station):
+_made = iter(range(1, 10**6))
+
+
+@pytest.fixture  # made for each test (new labels: a label cannot be made twice), so that the
+def development_ca(station):  # mutation tool counts each test as one that runs create_development_ca
+    n = next(_made)
+    labels = (f"shape-root-{n}", f"shape-issuing-{n}")
     with utc_window() as window:
         root, issuing = create_development_ca(
-            station.token, root_label="shape-root", issuing_label="shape-issuing",
+            station.token, root_label=labels[0], issuing_label=labels[1],
             key_spec=KeySpec.parse("ec-p256"), organization="Shape Test GmbH", country="DE",
             root_cn="Shape Root CA", issuing_cn="Shape Issuing CA")
-    return root, issuing, window
+    return root, issuing, window, labels
 
 
 def test_the_development_root_is_a_self_signed_ca_of_twenty_years(station, development_ca):
-    root, _, window = development_ca
-    root_public = station.token.public_key("shape-root")
+    root, _, window, (root_label, _) = development_ca
+    root_public = station.token.public_key(root_label)
     expected_name = name((NameOID.COUNTRY_NAME, "DE"), (NameOID.ORGANIZATION_NAME, "Shape Test GmbH"),
                          (NameOID.COMMON_NAME, "Shape Root CA"))
     assert root.subject == expected_name and root.issuer == expected_name
@@ -101,8 +106,8 @@ def test_the_development_root_is_a_self_signed_ca_of_twenty_years(station, devel
 
 def test_the_development_issuing_ca_is_certified_by_the_root_for_ten_years_with_no_ca_below(
         station, development_ca):
-    root, issuing, window = development_ca
-    issuing_public = station.token.public_key("shape-issuing")
+    root, issuing, window, (root_label, issuing_label) = development_ca
+    issuing_public = station.token.public_key(issuing_label)
     assert issuing.subject == name((NameOID.COUNTRY_NAME, "DE"), (NameOID.ORGANIZATION_NAME, "Shape Test GmbH"),
                                    (NameOID.COMMON_NAME, "Shape Issuing CA"))
     assert issuing.issuer == root.subject
@@ -112,7 +117,7 @@ def test_the_development_issuing_ca_is_certified_by_the_root_for_ten_years_with_
         (ExtensionOID.KEY_USAGE, True, key_usage("key_cert_sign", "crl_sign")),
         (ExtensionOID.SUBJECT_KEY_IDENTIFIER, False, x509.SubjectKeyIdentifier.from_public_key(issuing_public)),
         (ExtensionOID.AUTHORITY_KEY_IDENTIFIER, False,
-         x509.AuthorityKeyIdentifier.from_issuer_public_key(station.token.public_key("shape-root"))),
+         x509.AuthorityKeyIdentifier.from_issuer_public_key(station.token.public_key(root_label))),
     ]
     assert issuing.not_valid_after_utc - issuing.not_valid_before_utc == dt.timedelta(days=3650) + FIVE_MINUTES
     assert_back_dated_five_minutes(issuing, window)
@@ -263,3 +268,12 @@ def test_a_p384_ca_signs_its_crl_with_sha384(p384_ca):
     crl = build_crl(p384_ca, [], number=1, next_update_days=1)
     assert isinstance(crl.signature_hash_algorithm, hashes.SHA384)
     assert crl.is_signature_valid(p384_ca.certificate.public_key())
+
+
+def test_key_usage_sets_exactly_the_named_bits_and_refuses_unknown_ones():
+    usage = key_usage("key_cert_sign", "crl_sign")
+    assert {bit for bit in _KEY_USAGE_BITS if bit not in ("encipher_only", "decipher_only")
+            and getattr(usage, bit)} == {"key_cert_sign", "crl_sign"}
+    with pytest.raises(ValueError) as info:
+        key_usage("key_cert_sign", "sign_everything", "alpha")
+    assert str(info.value) == "unknown keyUsage bit(s): alpha, sign_everything"

@@ -14,7 +14,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from hsm.errors import HSMError, KeyNotFound, PinIncorrect
-from hsm.token import PKCS11_LOCK, KeySpec, Token, _logins
+from hsm.token import PKCS11_LOCK, KeySpec, Token, _Login, _logins
 from station.boot import module_path, open_token
 from station.pin import obtain_pin
 
@@ -71,11 +71,18 @@ def test_a_token_opened_through_the_environments_softhsm2_conf_reuses_the_loaded
 
 
 def test_a_missing_key_is_named_with_its_kind_and_token(station):
-    for lookup, kind in ((station.token.public_key, "public key"),
-                         (station.token.private_key_attributes, "private key")):
-        with pytest.raises(KeyNotFound) as info:
-            lookup("no-such-key")
-        assert str(info.value) == f"no {kind} 'no-such-key' on token 'station-ca'"
+    with second(station) as token:  # opened here, not by a fixture: the opener is under test too
+        for lookup, kind in ((token.public_key, "public key"), (token.private_key_attributes, "private key")):
+            with pytest.raises(KeyNotFound) as info:
+                lookup("no-such-key")
+            assert str(info.value) == f"no {kind} 'no-such-key' on token 'station-ca'"
+
+
+def test_a_first_login_is_one_share_holding_the_salted_pin_digest():
+    # The first opener's login is made by the session's fixture; its record is checked here
+    # directly, as every later opener relies on it.
+    login = _Login("the session", b"digest", b"salt")
+    assert (login.session, login.pin_digest, login.salt, login.users) == ("the session", b"digest", b"salt", 1)
 
 
 def public_attributes(token: Token, label: str) -> dict:
