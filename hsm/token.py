@@ -89,7 +89,10 @@ def _load_library(module_path: Path, softhsm_conf: Path | None):
         _initialised_conf[key] = wanted
         return lib
     except p11.PKCS11Error as exc:
-        raise TokenNotFound(f"cannot load PKCS#11 module {module_path}: {type(exc).__name__}") from None
+        # python-pkcs11 reports a dlopen failure as a PKCS11Error carrying the loader's reason
+        # ("file too short", "undefined symbol: C_GetFunctionList"); a failing C_Initialize
+        # carries no text, only its class.
+        raise TokenNotFound(f"cannot load PKCS#11 module {module_path}: {str(exc) or type(exc).__name__}") from None
     except OSError as exc:
         raise TokenNotFound(f"cannot load PKCS#11 module {module_path}: {exc.strerror or exc}") from None
 

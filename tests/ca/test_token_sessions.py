@@ -8,12 +8,13 @@ shares (hsm/token.py, `_load_library`)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
-from hsm.errors import HSMError, KeyNotFound, PinIncorrect
+from hsm.errors import HSMError, KeyNotFound, PinIncorrect, TokenNotFound
 from hsm.token import PKCS11_LOCK, KeySpec, Token, _Login, _logins
 from station.boot import module_path, open_token
 from station.pin import obtain_pin
@@ -169,3 +170,26 @@ def test_a_readable_key_gives_up_its_secret_ec_scalar_or_rsa_exponent(station):
     # d is the inverse of e modulo lambda(n): e*d = 1 mod (p-1)(q-1)/gcd, so e*d - 1 is even and
     # d is below n; enough to tell it from the public exponent or the modulus.
     assert 1 < exponent < public.n and exponent != public.e and (public.e * exponent - 1) % 2 == 0
+
+
+def a_shared_object_that_is_no_pkcs11_module(tmp_path) -> Path:
+    import _hashlib  # a C extension of this Python: loads, but has no C_GetFunctionList
+
+    return Path(_hashlib.__file__)
+
+
+def a_file_that_is_no_shared_object(tmp_path) -> Path:
+    path = tmp_path / "not-a-library.so"
+    path.write_text("not a shared object")
+    return path
+
+
+@pytest.mark.parametrize("make,reason", [(a_file_that_is_no_shared_object, "file too short"),
+                                         (a_shared_object_that_is_no_pkcs11_module,
+                                          "undefined symbol: C_GetFunctionList")])
+def test_a_module_that_is_no_pkcs11_library_is_refused_with_the_loaders_reason(tmp_path, make, reason):
+    # Another module path: the loaded SoftHSM2 library (and the station's session) is untouched.
+    path = make(tmp_path)
+    with pytest.raises(TokenNotFound) as info:
+        Token(path, "station-ca", "any-pin")
+    assert str(info.value) == f"cannot load PKCS#11 module {path}: OS exception while loading {path}: {path}: {reason}"
