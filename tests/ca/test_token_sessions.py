@@ -173,9 +173,9 @@ def test_a_readable_key_gives_up_its_secret_ec_scalar_or_rsa_exponent(station):
 
 
 def a_shared_object_that_is_no_pkcs11_module(tmp_path) -> Path:
-    import _hashlib  # a C extension of this Python: loads, but has no C_GetFunctionList
+    from cryptography.hazmat.bindings import _rust  # a compiled extension: loads, has no C_GetFunctionList
 
-    return Path(_hashlib.__file__)
+    return Path(_rust.__file__)
 
 
 def a_file_that_is_no_shared_object(tmp_path) -> Path:
