@@ -26,7 +26,7 @@ from typing import Any
 
 import pkcs11
 from cryptography.hazmat.primitives import serialization
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, TokenFlag
 from pkcs11 import exceptions as p11
 from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
 from pkcs11.util.rsa import encode_rsa_public_key
@@ -177,7 +177,10 @@ class Token:
             try:
                 token = lib.get_token(token_label=token_label)
             except p11.NoSuchToken:
-                labels = [t.label for t in lib.get_tokens()]
+                # SoftHSM2 always offers one free slot with an uninitialised token (label ""):
+                # naming it would read as "tokens present: ''" on a fresh directory. Sorted: the
+                # slot order follows token serials, not the order they were made.
+                labels = sorted(t.label for t in lib.get_tokens() if t.flags & TokenFlag.TOKEN_INITIALIZED)
                 present = ", ".join(repr(label) for label in labels) or "none"
                 raise TokenNotFound(
                     f"no token labelled {token_label!r} in {self.module_path.name} (tokens present: {present})"
